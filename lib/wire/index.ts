@@ -1,0 +1,4 @@
+export * from './packet';
+export * from './codec';
+export * from './serial';
+export * from './fragment';
