@@ -1,0 +1,53 @@
+import { Observable, switchMap, type SchedulerLike } from 'rxjs';
+import type { Connection } from '../core/connection';
+import { emptyEndpointStats, type EndpointStats } from '../core/endpoint';
+import { InvalidOptionError } from '../core/errors';
+import { acceptConnections } from '../core/listener';
+import { resolveProtocolOptions, type ProtocolOptions } from '../core/options';
+import type { SocketAddress, SocketFactory } from '../core/transport';
+import { realTimeScheduler } from '../node/scheduler';
+import { udpSocketFactory } from '../node/udp-socket';
+import { resolveHost } from '../node/resolve';
+
+export interface ListenOptions extends ProtocolOptions {
+  /** Local port; 0 (the default) picks a free one: learn it from `onListening`. */
+  port?: number;
+  /** Local address to bind; default '0.0.0.0' (use '::' for IPv6). */
+  host?: string;
+  /** Open connections beyond which CONNECTs are refused with CLOSE reason 5. Default 1024. */
+  maxConnections?: number;
+  /** Called once the socket is bound, with the real address and port. */
+  onListening?: (address: SocketAddress, stats: EndpointStats) => void;
+  /** Transport seam: how sockets are opened. Default: node:dgram. */
+  socketFactory?: SocketFactory;
+}
+
+/** Internal hooks for tests (not public API). */
+export interface ListenTestHooks {
+  readonly initialSeq?: number;
+  readonly initialBatch?: number;
+}
+
+/**
+ * Listens for connections. Subscribing binds the UDP socket; each accepted peer is emitted as a
+ * Connection; unsubscribing closes every connection (CLOSE reason 4) and the socket.
+ * Options are checked when called: an invalid one throws InvalidOptionError naming it.
+ */
+export function listen(options: ListenOptions = {}, hooks: ListenTestHooks = {}): Observable<Connection> {
+  const protocol = resolveProtocolOptions(options);
+  const maxConnections = options.maxConnections ?? 1024;
+  if (!Number.isInteger(maxConnections) || maxConnections < 0) throw new InvalidOptionError('maxConnections', maxConnections, 'a whole number >= 0');
+  const port = options.port ?? 0;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidOptionError('port', port, 'an integer from 0 to 65535');
+  const scheduler: SchedulerLike = options.scheduler ?? realTimeScheduler;
+  const factory = options.socketFactory ?? udpSocketFactory;
+  const host = options.host ?? '0.0.0.0';
+  return resolveHost(host).pipe(
+    switchMap((resolved) => factory({ type: resolved.type, address: resolved.address, port })),
+    switchMap((socket) => {
+      const stats = emptyEndpointStats();
+      options.onListening?.(socket.address(), stats);
+      return acceptConnections(socket, { options: protocol, maxConnections, scheduler, stats, ...hooks });
+    }),
+  );
+}

@@ -1,0 +1,430 @@
+import { BehaviorSubject, Observable, Subject, Subscription, type SchedulerLike } from 'rxjs';
+import {
+  CloseReason,
+  DATA_HEADER_SIZE,
+  HEADER_SIZE,
+  PacketType,
+  type ClosePacket,
+  type DataPacket,
+  type Packet,
+} from '../wire/packet';
+import { MAX_CLOSE_TEXT_BYTES } from '../wire/packet';
+import { coalesceAcks } from './acks';
+import { errorForClose } from './close';
+import { NewReno, type CongestionController } from './congestion';
+import { Deadline } from './deadline';
+import { ConnectionClosedError, MessageTooLargeError, ProtocolError, type RudpError } from './errors';
+import { heartbeat } from './heartbeat';
+import type { ResolvedProtocolOptions } from './options';
+import { DataOutcome, Receiver } from './receiver';
+import { RttEstimator } from './rtt';
+import { Sender } from './sender';
+import { emptyCounters, type ConnectionCounters, type ConnectionStats } from './stats';
+
+export type ConnectionState = 'open' | 'closing' | 'closed';
+
+export interface RemoteAddress {
+  readonly address: string;
+  readonly port: number;
+}
+
+/** How a connection ended. `error` is undefined for a normal close (reason 0) by either side. */
+export interface CloseInfo {
+  readonly reason: number;
+  readonly text: string;
+  readonly byPeer: boolean;
+  readonly error: RudpError | undefined;
+}
+
+/** One reliable, message-oriented connection to a peer. Symmetric: it does not matter who started it. */
+export interface Connection {
+  readonly id: number;
+  readonly remote: RemoteAddress;
+  /** Whole messages from the peer, once each, in order. Completes on a normal close, errors on an abnormal one. Hot: subscribe when the connection is emitted. */
+  readonly messages$: Observable<Uint8Array>;
+  /** Push messages to send. Completing it means: deliver everything sent, then close normally. */
+  readonly send$: Subject<Uint8Array>;
+  /** Sends one message now; the result completes once every packet of it is acknowledged (errors if the connection closes first). */
+  send(message: Uint8Array): Observable<void>;
+  /** DIRECT datagrams from the peer: unreliable, unordered, as they arrive. Completes when the connection closes. */
+  readonly direct$: Observable<Uint8Array>;
+  /** Sends a DIRECT datagram; returns false when the connection is closed. Throws MessageTooLargeError above `maxDirectSize`. */
+  sendDirect(payload: Uint8Array): boolean;
+  /** Largest DIRECT payload: min(own, peer's maxDatagramSize) - 6. */
+  readonly maxDirectSize: number;
+  /** 'open' → ('closing' while flushing after `send$` completed) → 'closed'; replays the current state. */
+  readonly state$: Observable<ConnectionState>;
+  /** Emits once how the connection ended, then completes. */
+  readonly closed$: Observable<CloseInfo>;
+  /** A snapshot of the connection's statistics. */
+  readonly stats: ConnectionStats;
+  /** Closes now (CLOSE reason 0): unsent and unacknowledged data is dropped, as PROTOCOL.md §8 says. */
+  close(): void;
+}
+
+export interface ConnectionParams {
+  readonly id: number;
+  readonly remote: RemoteAddress;
+  readonly options: ResolvedProtocolOptions;
+  readonly scheduler: SchedulerLike;
+  readonly peerMaxDatagramSize: number;
+  readonly peerReceiveWindow: number;
+  /** Encodes and sends a packet to the peer; returns the datagram's size in bytes. */
+  readonly transmit: (packet: Packet) => number;
+  /** Called once, when the connection has ended. */
+  readonly onClosed?: (info: CloseInfo) => void;
+  /** Test hook (not public API): first `seq` and `batch` of both directions. */
+  readonly initialSeq?: number;
+  readonly initialBatch?: number;
+  readonly congestion?: CongestionController;
+}
+
+const ACK_DELAY_MS = 5;
+
+/**
+ * The protocol core of one connection, with no sockets and no clock of its own. The endpoint
+ * feeds it the peer's packets (`receive`); it hands packets back through `transmit`. Incoming
+ * packets are split by type; each concern lives in its own module (sender, receiver, acks,
+ * heartbeat, close) and is composed here once per connection.
+ */
+export class ConnectionCore implements Connection {
+  readonly id: number;
+  readonly remote: RemoteAddress;
+  readonly send$ = new Subject<Uint8Array>();
+  readonly maxDirectSize: number;
+  private readonly messagesSubject = new Subject<Uint8Array>();
+  private readonly directSubject = new Subject<Uint8Array>();
+  private readonly stateSubject = new BehaviorSubject<ConnectionState>('open');
+  private readonly closedSubject = new Subject<CloseInfo>();
+  readonly messages$ = this.messagesSubject.asObservable();
+  readonly direct$ = this.directSubject.asObservable();
+  readonly state$ = this.stateSubject.asObservable();
+  readonly closed$: Observable<CloseInfo>;
+  private closeInfo: CloseInfo | undefined;
+
+  private readonly counters: ConnectionCounters = emptyCounters();
+  private readonly rtt: RttEstimator;
+  private readonly congestion: CongestionController;
+  private readonly sender: Sender;
+  private readonly receiver: Receiver;
+  private readonly alive$ = new Subject<void>();
+  private readonly dataArrived$ = new Subject<boolean>();
+  private readonly retransmitTimer: Deadline;
+  private readonly repeatTimer: Deadline;
+  private readonly subscriptions = new Subscription();
+  private readonly scheduler: SchedulerLike;
+  private readonly options: ResolvedProtocolOptions;
+  private readonly transmitDatagram: (packet: Packet) => number;
+  private readonly onClosed: ((info: CloseInfo) => void) | undefined;
+  private pingNonce = 0;
+  private pingSentAt = 0;
+
+  constructor(params: ConnectionParams) {
+    const { options, scheduler } = params;
+    this.id = params.id;
+    this.remote = params.remote;
+    this.options = options;
+    this.scheduler = scheduler;
+    this.transmitDatagram = params.transmit;
+    this.onClosed = params.onClosed;
+    const datagramSize = Math.min(options.maxDatagramSize, params.peerMaxDatagramSize);
+    this.maxDirectSize = datagramSize - HEADER_SIZE;
+    this.rtt = new RttEstimator(options.deliveryTimeout);
+    this.congestion = params.congestion ?? new NewReno(65535);
+    this.sender = new Sender(
+      this.id,
+      datagramSize - DATA_HEADER_SIZE,
+      params.peerReceiveWindow,
+      this.rtt,
+      this.congestion,
+      this.counters,
+      (packet) => this.transmit(packet),
+      params.initialSeq,
+      params.initialBatch,
+    );
+    this.receiver = new Receiver(
+      { receiveWindow: options.receiveWindow, maxMessageSize: options.maxMessageSize, payloadSize: datagramSize - DATA_HEADER_SIZE },
+      (message) => {
+        this.counters.messagesReceived++;
+        this.messagesSubject.next(message);
+      },
+      params.initialSeq,
+      params.initialBatch,
+    );
+    this.retransmitTimer = new Deadline(scheduler, (now) => this.onRetransmitDue(now));
+    this.repeatTimer = new Deadline(scheduler, (now) => this.askForGaps(now));
+    this.closed$ = new Observable<CloseInfo>((subscriber) => {
+      if (this.closeInfo !== undefined) {
+        subscriber.next(this.closeInfo);
+        subscriber.complete();
+        return undefined;
+      }
+      return this.closedSubject.subscribe(subscriber);
+    });
+
+    this.subscriptions.add(
+      this.alive$
+        .pipe(heartbeat({ pingInterval: options.pingInterval, pingPacketCount: options.pingPacketCount, scheduler }))
+        .subscribe({
+          next: () => this.ping(),
+          error: (error: RudpError) => this.terminate(CloseReason.Timeout, 'no answer to pings', false, error, true),
+        }),
+    );
+    this.subscriptions.add(
+      this.dataArrived$
+        .pipe(coalesceAcks({ maxDelay: ACK_DELAY_MS, maxPending: 2, scheduler }))
+        .subscribe(() => this.acknowledge()),
+    );
+    this.subscriptions.add(
+      this.send$.subscribe({
+        next: (message) => this.enqueue(message, undefined),
+        error: (err: unknown) => this.terminate(CloseReason.Normal, 'sender aborted', false, asRudpError(err), true),
+        complete: () => this.finish(),
+      }),
+    );
+  }
+
+  get stats(): ConnectionStats {
+    return {
+      ...this.counters,
+      rtt: this.rtt.srtt,
+      rto: this.rtt.rto,
+      congestionWindow: this.congestion.window,
+      peerWindow: this.sender.window.peer,
+      inFlight: this.sender.inFlight,
+      bufferedBytes: this.sender.bufferedBytes,
+    };
+  }
+
+  get state(): ConnectionState {
+    return this.stateSubject.value;
+  }
+
+  send(message: Uint8Array): Observable<void> {
+    const acked = new Subject<void>();
+    const result = new Observable<void>((subscriber) => {
+      if (this.closeInfo !== undefined && !done) subscriber.error(closedError(this.closeInfo));
+      else if (done) subscriber.complete();
+      else return acked.subscribe(subscriber);
+      return undefined;
+    });
+    let done = false;
+    this.enqueue(message, () => {
+      done = true;
+      acked.complete();
+    }, acked);
+    return result;
+  }
+
+  sendDirect(payload: Uint8Array): boolean {
+    if (payload.length > this.maxDirectSize) {
+      throw new MessageTooLargeError(`DIRECT payload of ${payload.length} bytes exceeds ${this.maxDirectSize}; send it as a message instead`);
+    }
+    if (this.closeInfo !== undefined) return false;
+    this.counters.directSent++;
+    this.transmit({ type: PacketType.Direct, connectionId: this.id, payload });
+    return true;
+  }
+
+  close(): void {
+    this.terminate(CloseReason.Normal, '', false, undefined, true);
+  }
+
+  /** Closes with a reason other than normal (used by the endpoint when it shuts down). */
+  abort(reason: number, text: string, error: RudpError): void {
+    this.terminate(reason, text, false, error, true);
+  }
+
+  /** Ends the connection without sending anything (the transport failed). */
+  fail(error: RudpError): void {
+    this.terminate(CloseReason.Normal, '', false, error, false);
+  }
+
+  /** A valid packet from the peer's address, port and connection id. */
+  receive(packet: Packet, size: number): void {
+    if (this.closeInfo !== undefined) return;
+    this.counters.packetsReceived++;
+    this.counters.bytesReceived += size;
+    this.alive$.next();
+    switch (packet.type) {
+      case PacketType.Data:
+        return this.onData(packet);
+      case PacketType.DataAck: {
+        const now = this.scheduler.now();
+        if (!this.sender.onAck(packet, now)) {
+          return this.terminate(CloseReason.ProtocolError, 'acknowledged a packet never sent', false, new ProtocolError('peer acknowledged a DATA packet we never sent'), true);
+        }
+        return this.afterSenderChange(now);
+      }
+      case PacketType.Repeat: {
+        const now = this.scheduler.now();
+        this.sender.onRepeat(packet.ranges, now);
+        return this.afterSenderChange(now);
+      }
+      case PacketType.Ping:
+        this.transmit({ type: PacketType.PingAck, connectionId: this.id, nonce: packet.nonce });
+        return;
+      case PacketType.PingAck:
+        if (packet.nonce === this.pingNonce) this.rtt.sample(this.scheduler.now() - this.pingSentAt);
+        return;
+      case PacketType.Close:
+        return this.onClose(packet);
+      case PacketType.Direct:
+        this.counters.directReceived++;
+        this.directSubject.next(packet.payload);
+        return;
+      default:
+        // CONNECT and CONNECT_ACK are the endpoint's business (a resent handshake).
+        return;
+    }
+  }
+
+  /** Counts a datagram the endpoint dropped on this connection's behalf. */
+  countDrop(): void {
+    this.counters.droppedDatagrams++;
+  }
+
+  private onData(packet: DataPacket): void {
+    this.counters.dataPacketsReceived++;
+    const now = this.scheduler.now();
+    const hadGaps = this.receiver.hasGaps;
+    switch (this.receiver.onData(packet, now)) {
+      case DataOutcome.New: {
+        if (this.closeInfo !== undefined) return; // the application closed while a message was delivered
+        // Out of order, or filling a gap: acknowledge at once so the sender learns quickly (RFC 5681 §4.2).
+        const hasGaps = this.receiver.hasGaps;
+        this.dataArrived$.next(hadGaps || hasGaps);
+        if (hasGaps) this.askForGaps(now);
+        return;
+      }
+      case DataOutcome.Duplicate:
+        this.counters.duplicatesReceived++;
+        this.dataArrived$.next(true);
+        return;
+      case DataOutcome.OutsideWindow:
+        this.counters.droppedDatagrams++;
+        this.dataArrived$.next(true);
+        return;
+      case DataOutcome.Violation: {
+        const v = this.receiver.violation!;
+        const error = v.closeReason === CloseReason.MessageTooLarge ? new MessageTooLargeError(v.message) : new ProtocolError(v.message);
+        this.terminate(v.closeReason, v.message, false, error, true);
+        return;
+      }
+    }
+  }
+
+  private acknowledge(): void {
+    if (this.closeInfo !== undefined) return;
+    this.counters.acksSent++;
+    this.transmit({
+      type: PacketType.DataAck,
+      connectionId: this.id,
+      cumulative: this.receiver.cumulative,
+      window: this.receiver.window,
+      ranges: this.receiver.ackRanges(),
+    });
+  }
+
+  /** Sends REPEAT for gaps past the reorder threshold, and arms the timer for the next ones. */
+  private askForGaps(now: number): void {
+    if (this.closeInfo !== undefined) return;
+    const { repeatDelay, deliveryTimeout } = this.options;
+    const reaskAfter = Math.max(1, this.rtt.srtt ?? deliveryTimeout / 2);
+    const ranges = this.receiver.takeRepeatRanges(now, repeatDelay, reaskAfter);
+    if (ranges.length > 0) {
+      this.counters.repeatsSent++;
+      this.transmit({ type: PacketType.Repeat, connectionId: this.id, ranges });
+    }
+    this.repeatTimer.set(this.receiver.nextRepeatTime(repeatDelay, reaskAfter));
+  }
+
+  private enqueue(message: Uint8Array, onAcked: (() => void) | undefined, acked?: Subject<void>): void {
+    if (this.closeInfo !== undefined || this.state === 'closing') {
+      acked?.error(this.closeInfo ? closedError(this.closeInfo) : new ConnectionClosedError('send$ already completed: the connection is closing'));
+      return;
+    }
+    try {
+      this.sender.enqueue(message, onAcked);
+    } catch (e) {
+      const error = new MessageTooLargeError(`message of ${message.length} bytes needs more than 65535 packets: ${(e as Error).message}`);
+      if (acked !== undefined) return acked.error(error);
+      return this.terminate(CloseReason.Normal, 'local error: message too large', false, error, true);
+    }
+    this.counters.messagesSent++;
+    this.afterSenderChange(this.scheduler.now());
+  }
+
+  /** After anything that may open the window or queue data: send what fits, keep the deadline honest. */
+  private afterSenderChange(now: number): void {
+    if (this.closeInfo !== undefined) return;
+    this.sender.pump(now);
+    if (this.sender.inFlight > 0) this.retransmitTimer.setIfEarlier(now + this.rtt.rto);
+    if (this.state === 'closing' && this.sender.idle) this.terminate(CloseReason.Normal, '', false, undefined, true);
+  }
+
+  private onRetransmitDue(now: number): void {
+    if (this.closeInfo !== undefined) return;
+    this.sender.onTimeout(now);
+    this.sender.pump(now);
+    this.retransmitTimer.set(this.sender.nextDeadline());
+  }
+
+  private ping(): void {
+    this.pingNonce = (this.pingNonce + 1) >>> 0;
+    this.pingSentAt = this.scheduler.now();
+    this.counters.pingsSent++;
+    this.transmit({ type: PacketType.Ping, connectionId: this.id, nonce: this.pingNonce });
+  }
+
+  private finish(): void {
+    if (this.closeInfo !== undefined) return;
+    if (this.sender.idle) return this.close();
+    this.stateSubject.next('closing');
+  }
+
+  private onClose(packet: ClosePacket): void {
+    this.terminate(packet.reason, packet.text, true, errorForClose(packet.reason, packet.text), false);
+  }
+
+  private transmit(packet: Packet): void {
+    this.counters.packetsSent++;
+    this.counters.bytesSent += this.transmitDatagram(packet);
+  }
+
+  private terminate(reason: number, text: string, byPeer: boolean, error: RudpError | undefined, sendClose: boolean): void {
+    if (this.closeInfo !== undefined) return;
+    const info: CloseInfo = { reason, text, byPeer, error };
+    if (sendClose) this.transmit({ type: PacketType.Close, connectionId: this.id, reason, text: truncateUtf8(text, MAX_CLOSE_TEXT_BYTES) });
+    this.closeInfo = info;
+    this.subscriptions.unsubscribe();
+    this.retransmitTimer.dispose();
+    this.repeatTimer.dispose();
+    this.sender.clear();
+    this.receiver.clear();
+    if (this.stateSubject.value !== 'closed') this.stateSubject.next('closed');
+    this.stateSubject.complete();
+    this.closedSubject.next(info);
+    this.closedSubject.complete();
+    // direct$ only completes: its datagrams were never promised, and the reason is on messages$ and closed$.
+    this.directSubject.complete();
+    if (error === undefined) this.messagesSubject.complete();
+    else this.messagesSubject.error(error);
+    this.onClosed?.(info);
+  }
+}
+
+function closedError(info: CloseInfo): RudpError {
+  return info.error ?? new ConnectionClosedError('the connection closed before the message was acknowledged', info.reason);
+}
+
+function asRudpError(err: unknown): RudpError {
+  return new ConnectionClosedError(`send$ errored: ${err instanceof Error ? err.message : String(err)}`);
+}
+
+function truncateUtf8(text: string, maxBytes: number): string {
+  if (Buffer.byteLength(text) <= maxBytes) return text;
+  let out = text.slice(0, maxBytes);
+  while (Buffer.byteLength(out) > maxBytes) out = out.slice(0, -1);
+  return out;
+}

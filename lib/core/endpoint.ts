@@ -1,0 +1,51 @@
+import { decode, encode } from '../wire/codec';
+import { isDecodeError, type Packet } from '../wire/packet';
+import type { Datagram, DatagramSocket } from './transport';
+
+/** What an endpoint (listener or starter socket) counts before any connection sees a datagram. */
+export interface EndpointStats {
+  datagramsReceived: number;
+  /** Not a valid packet by PROTOCOL.md (malformed, wrong version or type, too long). */
+  invalidDatagrams: number;
+  /** A valid packet for no live connection, or from an address other than the connection's peer. */
+  strangerDatagrams: number;
+  /** CONNECTs refused because `maxConnections` were open. */
+  refusedConnections: number;
+  /** Datagrams the socket failed to send. */
+  sendErrors: number;
+}
+
+export function emptyEndpointStats(): EndpointStats {
+  return { datagramsReceived: 0, invalidDatagrams: 0, strangerDatagrams: 0, refusedConnections: 0, sendErrors: 0 };
+}
+
+/** Decodes a datagram, counting it; undefined (and counted as invalid) when it is not a packet. */
+export function decodeDatagram(datagram: Datagram, maxDatagramSize: number, stats: EndpointStats): Packet | undefined {
+  stats.datagramsReceived++;
+  const packet = decode(datagram.data, maxDatagramSize);
+  if (isDecodeError(packet)) {
+    stats.invalidDatagrams++;
+    return undefined;
+  }
+  return packet;
+}
+
+/** A function that encodes a packet and sends it to one peer; returns the datagram's size. */
+export function transmitter(socket: DatagramSocket, address: string, port: number, stats: EndpointStats): (packet: Packet) => number {
+  const onError = (): void => {
+    stats.sendErrors++;
+  };
+  return (packet) => {
+    const bytes = encode(packet);
+    socket.send(bytes, port, address, onError);
+    return bytes.length;
+  };
+}
+
+/** A random, non-zero 32-bit value from a cryptographic source (connection ids, nonces). */
+export function randomNonZero32(): number {
+  const word = new Uint32Array(1);
+  do globalThis.crypto.getRandomValues(word);
+  while (word[0] === 0);
+  return word[0]!;
+}

@@ -1,0 +1,154 @@
+import { Observable, type SchedulerLike } from 'rxjs';
+import { CloseReason, PacketType, type ConnectPacket, type Packet } from '../wire/packet';
+import { ConnectionCore } from './connection';
+import { Deadline } from './deadline';
+import { decodeDatagram, transmitter, type EndpointStats } from './endpoint';
+import { ConnectionClosedError } from './errors';
+import type { ResolvedProtocolOptions } from './options';
+import type { Datagram, DatagramSocket } from './transport';
+
+export interface ListenerConfig {
+  readonly options: ResolvedProtocolOptions;
+  readonly maxConnections: number;
+  readonly scheduler: SchedulerLike;
+  readonly stats: EndpointStats;
+  /** Test hook: first seq/batch of every connection. */
+  readonly initialSeq?: number;
+  readonly initialBatch?: number;
+}
+
+interface Live {
+  readonly address: string;
+  readonly port: number;
+  readonly connection: ConnectionCore;
+}
+
+/** A connection closed recently: packets for it are answered with CLOSE (PROTOCOL.md §8). */
+interface Lingering {
+  readonly address: string;
+  readonly port: number;
+  readonly reason: number;
+  readonly until: number;
+  lastCloseSentAt: number;
+}
+
+const CLOSE_REPEAT_INTERVAL_MS = 1000;
+
+/**
+ * The listener's side (PROTOCOL.md §3, §8): demultiplexes one socket's datagrams by
+ * (address, port, connectionId), accepts CONNECTs into new connections (emitted), answers
+ * duplicates, refuses beyond `maxConnections`, and remembers closed connections for the linger
+ * period. Unsubscribing closes every connection with reason 4 (shutting down).
+ */
+export function acceptConnections(socket: DatagramSocket, config: ListenerConfig): Observable<ConnectionCore> {
+  const { options, scheduler, stats } = config;
+  const lingerMs = options.pingInterval * options.pingPacketCount;
+  return new Observable<ConnectionCore>((subscriber) => {
+    const live = new Map<number, Live>();
+    const lingering = new Map<number, Lingering>();
+    const sweeper = new Deadline(scheduler, (now) => {
+      for (const [id, entry] of lingering) {
+        if (entry.until > now) {
+          sweeper.set(entry.until);
+          return;
+        }
+        lingering.delete(id);
+      }
+    });
+
+    const reply = (packet: Packet, address: string, port: number): void => {
+      transmitter(socket, address, port, stats)(packet);
+    };
+
+    const accept = (connect: ConnectPacket, address: string, port: number): void => {
+      const id = connect.connectionId;
+      const ack = (): void =>
+        reply(
+          { type: PacketType.ConnectAck, connectionId: id, maxDatagramSize: options.maxDatagramSize, receiveWindow: options.receiveWindow, nonce: connect.nonce },
+          address,
+          port,
+        );
+      const existing = live.get(id);
+      if (existing !== undefined) {
+        if (existing.address === address && existing.port === port) return ack();
+        // Another peer picked the same id: it must choose a new one.
+        return reply({ type: PacketType.Close, connectionId: id, reason: CloseReason.ProtocolError, text: 'connection id in use' }, address, port);
+      }
+      const closed = lingering.get(id);
+      if (closed !== undefined && closed.address === address && closed.port === port) return answerClosed(id, closed);
+      if (live.size >= config.maxConnections) {
+        stats.refusedConnections++;
+        return reply({ type: PacketType.Close, connectionId: id, reason: CloseReason.TooManyConnections, text: 'too many connections' }, address, port);
+      }
+      const connection = new ConnectionCore({
+        id,
+        remote: { address, port },
+        options,
+        scheduler,
+        peerMaxDatagramSize: connect.maxDatagramSize,
+        peerReceiveWindow: connect.receiveWindow,
+        transmit: transmitter(socket, address, port, stats),
+        onClosed: (info) => {
+          live.delete(id);
+          const until = scheduler.now() + lingerMs;
+          lingering.set(id, { address, port, reason: info.reason, until, lastCloseSentAt: info.byPeer ? -Infinity : scheduler.now() });
+          sweeper.setIfEarlier(until);
+        },
+        ...(config.initialSeq === undefined ? {} : { initialSeq: config.initialSeq }),
+        ...(config.initialBatch === undefined ? {} : { initialBatch: config.initialBatch }),
+      });
+      live.set(id, { address, port, connection });
+      ack();
+      subscriber.next(connection);
+    };
+
+    const answerClosed = (id: number, closed: Lingering): void => {
+      const now = scheduler.now();
+      if (now - closed.lastCloseSentAt < CLOSE_REPEAT_INTERVAL_MS) return;
+      closed.lastCloseSentAt = now;
+      reply({ type: PacketType.Close, connectionId: id, reason: closed.reason, text: '' }, closed.address, closed.port);
+    };
+
+    const onDatagram = (datagram: Datagram): void => {
+      const packet = decodeDatagram(datagram, options.maxDatagramSize, stats);
+      if (packet === undefined) return;
+      if (packet.type === PacketType.Connect) return accept(packet, datagram.address, datagram.port);
+      const entry = live.get(packet.connectionId);
+      if (entry !== undefined && entry.address === datagram.address && entry.port === datagram.port) {
+        entry.connection.receive(packet, datagram.data.length);
+        return;
+      }
+      stats.strangerDatagrams++;
+      const closed = lingering.get(packet.connectionId);
+      if (closed !== undefined && packet.type !== PacketType.Close && closed.address === datagram.address && closed.port === datagram.port) {
+        answerClosed(packet.connectionId, closed);
+      }
+    };
+
+    const failAll = (error: Error): void => {
+      const failure = new ConnectionClosedError(`socket failed: ${error.message}`);
+      for (const { connection } of [...live.values()]) connection.fail(failure);
+    };
+
+    const subscription = socket.datagrams$.subscribe({
+      next: onDatagram,
+      error: (error: Error) => {
+        failAll(error);
+        subscriber.error(error);
+      },
+      complete: () => {
+        failAll(new Error('socket closed'));
+        subscriber.complete();
+      },
+    });
+
+    return () => {
+      subscription.unsubscribe();
+      for (const { connection } of [...live.values()]) {
+        connection.abort(CloseReason.ShuttingDown, 'listener shutting down', new ConnectionClosedError('the listener was closed (unsubscribed)', CloseReason.ShuttingDown));
+      }
+      sweeper.dispose();
+      lingering.clear();
+    };
+  });
+}

@@ -1,0 +1,74 @@
+import type { SchedulerLike } from 'rxjs';
+import { MAX_DATAGRAM_SIZE, MIN_DATAGRAM_SIZE } from '../wire/packet';
+import { InvalidOptionError } from './errors';
+
+/** Protocol options (PROTOCOL.md §10); every field is optional and defaults as documented there. */
+export interface ProtocolOptions {
+  /** Initial and largest retransmission timeout, and the CONNECT retry period, in ms. Default 200. */
+  deliveryTimeout?: number;
+  /** Idle time before a PING, and the period between PINGs, in ms. Default 1000. */
+  pingInterval?: number;
+  /** Unanswered PINGs in a row that declare the peer dead. Default 5. */
+  pingPacketCount?: number;
+  /** How long a starter tries to connect, in ms. Default 5000. */
+  connectTimeout?: number;
+  /** Largest UDP payload sent or accepted, 576..65507. Default 1200. */
+  maxDatagramSize?: number;
+  /** DATA packets buffered beyond the cumulative ack, 1..65535. Default 1024. */
+  receiveWindow?: number;
+  /** Largest message accepted, in bytes. Default 16 MiB. */
+  maxMessageSize?: number;
+  /** How long a gap in the sequence may last before REPEAT asks for it, in ms. Default 5, at most deliveryTimeout / 4. */
+  repeatDelay?: number;
+  /** Bytes of messages queued but not yet acknowledged before `send$` refuses more. Default 64 MiB. */
+  maxBufferedBytes?: number;
+  /** Where time comes from. Default: a real-time scheduler with sub-millisecond `now()`. */
+  scheduler?: SchedulerLike;
+}
+
+export type ResolvedProtocolOptions = Required<Omit<ProtocolOptions, 'scheduler'>>;
+
+export const DEFAULTS: ResolvedProtocolOptions = {
+  deliveryTimeout: 200,
+  pingInterval: 1000,
+  pingPacketCount: 5,
+  connectTimeout: 5000,
+  maxDatagramSize: 1200,
+  receiveWindow: 1024,
+  maxMessageSize: 16 * 1024 * 1024,
+  repeatDelay: 5,
+  maxBufferedBytes: 64 * 1024 * 1024,
+};
+
+function integer(name: string, value: number, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidOptionError(name, value, `an integer from ${min} to ${max}`);
+  }
+  return value;
+}
+
+/** Fills defaults and rejects out-of-range values with an error naming the option. */
+export function resolveProtocolOptions(options: ProtocolOptions = {}): ResolvedProtocolOptions {
+  const o = { ...DEFAULTS, ...stripUndefined(options) };
+  const deliveryTimeout = integer('deliveryTimeout', o.deliveryTimeout, 1, 600_000);
+  return {
+    deliveryTimeout,
+    pingInterval: integer('pingInterval', o.pingInterval, 1, 3_600_000),
+    pingPacketCount: integer('pingPacketCount', o.pingPacketCount, 1, 1000),
+    connectTimeout: integer('connectTimeout', o.connectTimeout, 1, 3_600_000),
+    maxDatagramSize: integer('maxDatagramSize', o.maxDatagramSize, MIN_DATAGRAM_SIZE, MAX_DATAGRAM_SIZE),
+    receiveWindow: integer('receiveWindow', o.receiveWindow, 1, 65535),
+    maxMessageSize: integer('maxMessageSize', o.maxMessageSize, 0, 2 ** 31 - 1),
+    repeatDelay: Math.min(
+      integer('repeatDelay', o.repeatDelay, 0, 600_000),
+      Math.max(1, Math.floor(deliveryTimeout / 4)),
+    ),
+    maxBufferedBytes: integer('maxBufferedBytes', o.maxBufferedBytes, 1, Number.MAX_SAFE_INTEGER),
+  };
+}
+
+function stripUndefined<T extends object>(value: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const [k, v] of Object.entries(value)) if (v !== undefined && k !== 'scheduler') (out as Record<string, unknown>)[k] = v;
+  return out;
+}

@@ -1,0 +1,231 @@
+import type { DataPacket, SeqRange } from '../wire/packet';
+import { MAX_RANGES } from '../wire/packet';
+import { seqAdd, seqDiff } from '../wire/serial';
+
+/**
+ * A block of packets received beyond the cumulative point, with the state of the gap just below
+ * it (from the previous block's end, or from `cumulative`): when it was noticed and when it was
+ * last asked for. Keeping gap state on the block means a gap that splits keeps its history.
+ */
+interface Block {
+  start: number;
+  end: number;
+  gapSince: number;
+  gapArrival: number;
+  gapRequestedAt: number;
+}
+
+export enum DataOutcome {
+  New,
+  Duplicate,
+  OutsideWindow,
+  Violation,
+}
+
+export interface ReassemblyLimits {
+  readonly receiveWindow: number;
+  readonly maxMessageSize: number;
+  /** Payload bytes of every packet of a batch but the last: min(own, peer's maxDatagramSize) - 18. */
+  readonly payloadSize: number;
+}
+
+/** Why the peer's data cannot be accepted; the connection closes with `closeReason`. */
+export interface Violation {
+  readonly closeReason: 2 | 3;
+  readonly message: string;
+}
+
+const REORDER_THRESHOLD = 3;
+
+/**
+ * The receiving half of a connection (PROTOCOL.md §4–§6): accepts DATA inside the receive window,
+ * tracks what to acknowledge (cumulative + blocks), notices gaps and when to ask for them
+ * (REPEAT), and reassembles whole messages, once each, in batch order.
+ */
+export class Receiver {
+  cumulative: number;
+  private readonly store: (DataPacket | undefined)[];
+  private readonly mask: number;
+  private readonly blocks: Block[] = [];
+  private arrivals = 0;
+  private expectedBatch: number;
+  private parts: Uint8Array[] = [];
+  private partsBytes = 0;
+  private batchCount = 0;
+  violation: Violation | undefined;
+
+  constructor(
+    private readonly limits: ReassemblyLimits,
+    private readonly deliver: (message: Uint8Array) => void,
+    initialSeq = 0,
+    initialBatch = 0,
+  ) {
+    this.cumulative = initialSeq;
+    this.expectedBatch = initialBatch;
+    let capacity = 1;
+    while (capacity < limits.receiveWindow) capacity *= 2;
+    this.store = new Array(capacity);
+    this.mask = capacity - 1;
+  }
+
+  get window(): number {
+    return this.limits.receiveWindow;
+  }
+
+  /** True while some packet beyond the cumulative point is missing. */
+  get hasGaps(): boolean {
+    return this.blocks.length > 0;
+  }
+
+  onData(packet: DataPacket, now: number): DataOutcome {
+    const offset = seqDiff(packet.seq, this.cumulative);
+    if (offset >= 2 ** 31) return DataOutcome.Duplicate;
+    if (offset >= this.limits.receiveWindow) return DataOutcome.OutsideWindow;
+    if (offset === 0) {
+      if (!this.consume(packet)) return DataOutcome.Violation;
+      this.arrivals++;
+      return this.drainInOrder() ? DataOutcome.New : DataOutcome.Violation;
+    }
+    const slot = packet.seq & this.mask;
+    if (this.store[slot] !== undefined) return DataOutcome.Duplicate;
+    this.store[slot] = packet;
+    this.arrivals++;
+    this.insertBlock(packet.seq, now);
+    return DataOutcome.New;
+  }
+
+  /** Blocks to report in a DATA_ACK: the 32 lowest. */
+  ackRanges(): SeqRange[] {
+    const n = Math.min(this.blocks.length, MAX_RANGES);
+    const ranges: SeqRange[] = new Array(n);
+    for (let i = 0; i < n; i++) {
+      const b = this.blocks[i]!;
+      ranges[i] = { start: b.start, end: b.end };
+    }
+    return ranges;
+  }
+
+  /**
+   * Gaps to ask for now (PROTOCOL.md §6): those seen 3 arrivals ago or `repeatDelay` ms ago, not
+   * asked for within `reaskAfter` ms. Marks them asked.
+   */
+  takeRepeatRanges(now: number, repeatDelay: number, reaskAfter: number): SeqRange[] {
+    const ranges: SeqRange[] = [];
+    let gapStart = this.cumulative;
+    for (const b of this.blocks) {
+      if (ranges.length === MAX_RANGES) break;
+      const ripe = this.arrivals - b.gapArrival + 1 >= REORDER_THRESHOLD || now - b.gapSince >= repeatDelay;
+      if (ripe && now - b.gapRequestedAt >= reaskAfter) {
+        ranges.push({ start: gapStart, end: seqAdd(b.start, -1) });
+        b.gapRequestedAt = now;
+      }
+      gapStart = seqAdd(b.end, 1);
+    }
+    return ranges;
+  }
+
+  /** When `takeRepeatRanges` could next return something (Infinity without gaps). */
+  nextRepeatTime(repeatDelay: number, reaskAfter: number): number {
+    let earliest = Infinity;
+    for (const b of this.blocks) {
+      const t = b.gapRequestedAt === -Infinity ? b.gapSince + repeatDelay : b.gapRequestedAt + reaskAfter;
+      if (t < earliest) earliest = t;
+    }
+    return earliest;
+  }
+
+  /** Releases buffered packets (the connection closed). */
+  clear(): void {
+    this.store.fill(undefined);
+    this.blocks.length = 0;
+    this.parts = [];
+    this.partsBytes = 0;
+  }
+
+  private insertBlock(seq: number, now: number): void {
+    const blocks = this.blocks;
+    const offset = seqDiff(seq, this.cumulative);
+    let i = 0;
+    while (i < blocks.length && seqDiff(blocks[i]!.start, this.cumulative) < offset) i++;
+    const prev = i > 0 ? blocks[i - 1] : undefined;
+    const next = blocks[i];
+    const joinsPrev = prev !== undefined && seqAdd(prev.end, 1) === seq;
+    const joinsNext = next !== undefined && seqAdd(seq, 1) === next.start;
+    if (joinsPrev && joinsNext) {
+      prev.end = next.end;
+      blocks.splice(i, 1);
+    } else if (joinsPrev) {
+      prev.end = seq;
+    } else if (joinsNext) {
+      next.start = seq;
+    } else if (next !== undefined) {
+      // Inside an existing gap: the lower part keeps the gap's history.
+      blocks.splice(i, 0, { start: seq, end: seq, gapSince: next.gapSince, gapArrival: next.gapArrival, gapRequestedAt: next.gapRequestedAt });
+    } else {
+      blocks.push({ start: seq, end: seq, gapSince: now, gapArrival: this.arrivals, gapRequestedAt: -Infinity });
+    }
+  }
+
+  /** Moves the cumulative point over packets already stored beyond it. */
+  private drainInOrder(): boolean {
+    const first = this.blocks[0];
+    if (first === undefined || first.start !== this.cumulative) return true;
+    this.blocks.shift();
+    for (let seq = first.start; ; seq = seqAdd(seq, 1)) {
+      const slot = seq & this.mask;
+      const packet = this.store[slot];
+      if (packet === undefined) return true; // cleared: the application closed during delivery
+      this.store[slot] = undefined;
+      if (!this.consume(packet)) return false;
+      if (seq === first.end) return true;
+    }
+  }
+
+  /** Takes the packet at `cumulative` into the message being reassembled. */
+  private consume(packet: DataPacket): boolean {
+    this.cumulative = seqAdd(this.cumulative, 1);
+    const { payloadSize, maxMessageSize } = this.limits;
+    if (this.parts.length === 0) {
+      if (packet.index !== 0 || packet.batch !== this.expectedBatch) {
+        return this.violate(2, `expected batch ${this.expectedBatch} index 0, got batch ${packet.batch} index ${packet.index}`);
+      }
+      this.batchCount = packet.count;
+      const smallest = (packet.count - 1) * payloadSize + (packet.count > 1 ? 1 : 0);
+      if (smallest > maxMessageSize) {
+        return this.violate(3, `incoming message of at least ${smallest} bytes exceeds maxMessageSize ${maxMessageSize}`);
+      }
+    } else if (packet.batch !== this.expectedBatch || packet.index !== this.parts.length || packet.count !== this.batchCount) {
+      return this.violate(2, `batch ${this.expectedBatch}: packet ${packet.seq} has batch ${packet.batch} index ${packet.index}/${packet.count}, expected index ${this.parts.length}/${this.batchCount}`);
+    }
+    this.partsBytes += packet.payload.length;
+    if (this.partsBytes > maxMessageSize) {
+      return this.violate(3, `incoming message exceeds maxMessageSize ${maxMessageSize} bytes`);
+    }
+    if (packet.index + 1 < packet.count) {
+      this.parts.push(packet.payload);
+      return true;
+    }
+    const message = this.parts.length === 0 ? packet.payload : concat(this.parts, packet.payload, this.partsBytes);
+    this.parts = [];
+    this.partsBytes = 0;
+    this.expectedBatch = seqAdd(this.expectedBatch, 1);
+    this.deliver(message);
+    return true;
+  }
+
+  private violate(closeReason: 2 | 3, message: string): false {
+    this.violation = { closeReason, message };
+    return false;
+  }
+}
+
+function concat(parts: Uint8Array[], last: Uint8Array, total: number): Uint8Array {
+  const out = Buffer.allocUnsafe(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  out.set(last, at);
+  return out;
+}

@@ -1,0 +1,270 @@
+import { PacketType, type DataAckPacket, type DataPacket, type SeqRange } from '../wire/packet';
+import { seqAdd, seqAfter, seqDiff } from '../wire/serial';
+import { fragment } from '../wire/fragment';
+import type { CongestionController } from './congestion';
+import type { RttEstimator } from './rtt';
+import type { ConnectionCounters } from './stats';
+
+/** A queued message: its packets, and who waits for its acknowledgement. */
+interface OutgoingMessage {
+  readonly size: number;
+  readonly payloads: Uint8Array[];
+  readonly batch: number;
+  /** Packets of this message not yet acknowledged (counted once packetized). */
+  unacked: number;
+  readonly onAcked: (() => void) | undefined;
+}
+
+/** A DATA packet sent and not yet acknowledged; it is itself the packet handed to the encoder. */
+interface InFlight extends DataPacket {
+  readonly message: OutgoingMessage;
+  lastSentAt: number;
+  transmissions: number;
+  timeouts: number;
+  deadline: number;
+}
+
+/**
+ * The sending half of a connection: messages become batches of DATA packets, sent through a
+ * sliding window (min of congestion window and the peer's advertised window), released on
+ * DATA_ACK, resent on REPEAT at once and on timeout with back-off (PROTOCOL.md §4–§6).
+ * Pure state: the connection feeds it packets and times, and arms one deadline at `nextDeadline`.
+ */
+export class Sender {
+  private nextSeq: number;
+  private nextBatch: number;
+  private readonly queue: OutgoingMessage[] = [];
+  private queueHead = 0;
+  private fragmentIndex = 0;
+  /** entries[head + i] holds seq `oldest + i`; undefined once acknowledged. */
+  private entries: (InFlight | undefined)[] = [];
+  private head = 0;
+  private oldest: number;
+  private unackedCount = 0;
+  private peerCumulative: number;
+  private peerWindow: number;
+  private probeSent = false;
+  bufferedBytes = 0;
+
+  constructor(
+    private readonly connectionId: number,
+    private readonly payloadSize: number,
+    peerReceiveWindow: number,
+    private readonly rtt: RttEstimator,
+    private readonly congestion: CongestionController,
+    private readonly stats: ConnectionCounters,
+    private readonly transmit: (packet: DataPacket) => void,
+    initialSeq = 0,
+    initialBatch = 0,
+  ) {
+    this.nextSeq = initialSeq;
+    this.oldest = initialSeq;
+    this.peerCumulative = initialSeq;
+    this.nextBatch = initialBatch;
+    this.peerWindow = peerReceiveWindow;
+  }
+
+  /** Nothing queued and nothing unacknowledged. */
+  get idle(): boolean {
+    return this.unackedCount === 0 && this.queueHead === this.queue.length;
+  }
+
+  get inFlight(): number {
+    return this.unackedCount;
+  }
+
+  get window(): { congestion: number; peer: number } {
+    return { congestion: this.congestion.window, peer: this.peerWindow };
+  }
+
+  /** Queues a message; `onAcked` runs once every packet of it is acknowledged. Throws RangeError when it needs more than 65535 packets. */
+  enqueue(message: Uint8Array, onAcked?: () => void): void {
+    const payloads = fragment(message, this.payloadSize + 18);
+    const batch = this.nextBatch;
+    this.nextBatch = seqAdd(batch, 1);
+    this.queue.push({ size: message.length, payloads, batch, unacked: payloads.length, onAcked });
+    this.bufferedBytes += message.length;
+  }
+
+  /** Sends new packets while both windows allow. */
+  pump(now: number): void {
+    const rto = this.rtt.rto;
+    while (this.queueHead < this.queue.length) {
+      const offset = seqDiff(this.nextSeq, this.peerCumulative);
+      const zeroWindowProbe = this.peerWindow === 0 && offset === 0 && !this.probeSent;
+      if (!zeroWindowProbe && (offset >= this.peerWindow || this.unackedCount >= this.congestion.window)) return;
+      if (zeroWindowProbe) this.probeSent = true;
+      const message = this.queue[this.queueHead]!;
+      const index = this.fragmentIndex;
+      const entry: InFlight = {
+        type: PacketType.Data,
+        connectionId: this.connectionId,
+        seq: this.nextSeq,
+        batch: message.batch,
+        index,
+        count: message.payloads.length,
+        payload: message.payloads[index]!,
+        message,
+        lastSentAt: now,
+        transmissions: 1,
+        timeouts: 0,
+        deadline: now + rto,
+      };
+      if (++this.fragmentIndex === message.payloads.length) {
+        this.fragmentIndex = 0;
+        this.queue[this.queueHead++] = undefined as unknown as OutgoingMessage;
+        if (this.queueHead > 64 && this.queueHead * 2 > this.queue.length) {
+          this.queue.splice(0, this.queueHead);
+          this.queueHead = 0;
+        }
+      }
+      this.entries.push(entry);
+      this.unackedCount++;
+      this.nextSeq = seqAdd(this.nextSeq, 1);
+      this.stats.dataPacketsSent++;
+      this.transmit(entry);
+    }
+  }
+
+  /** Earliest retransmission deadline among unacknowledged packets (Infinity when none). */
+  nextDeadline(): number {
+    let earliest = Infinity;
+    for (let i = this.head; i < this.entries.length; i++) {
+      const e = this.entries[i];
+      if (e !== undefined && e.deadline < earliest) earliest = e.deadline;
+    }
+    return earliest;
+  }
+
+  /** Returns false when the ack names packets never sent (a protocol violation). */
+  onAck(ack: DataAckPacket, now: number): boolean {
+    if (seqAfter(ack.cumulative, this.nextSeq)) return false;
+    // The window comes from the DATA_ACK with the highest cumulative (the later one on ties).
+    if (!seqAfter(this.peerCumulative, ack.cumulative)) {
+      if (ack.cumulative !== this.peerCumulative || ack.window !== this.peerWindow) this.probeSent = false;
+      this.peerCumulative = ack.cumulative;
+      this.peerWindow = ack.window;
+    }
+    let newlyAcked = 0;
+    let sample: InFlight | undefined;
+    const released = (e: InFlight): void => {
+      newlyAcked++;
+      if (e.transmissions === 1 && (sample === undefined || seqAfter(e.seq, sample.seq))) sample = e;
+    };
+    const below = Math.min(seqDiff(ack.cumulative, this.oldest), this.span);
+    if (below < 2 ** 31) for (let i = 0; i < below; i++) this.release(i, released);
+    for (const range of ack.ranges) this.releaseRange(range, released);
+    this.advanceOldest();
+    if (newlyAcked === 0) return true;
+    if (sample !== undefined) this.rtt.sample(now - sample.lastSentAt);
+    this.congestion.onAcked(newlyAcked, now);
+    return true;
+  }
+
+  /** REPEAT: resend the named packets still unacknowledged, now; a loss signal, not a timeout. */
+  onRepeat(ranges: readonly SeqRange[], now: number): void {
+    let lossAt = -Infinity;
+    for (const range of ranges) {
+      this.forEachInRange(range, (e) => {
+        if (e.lastSentAt > lossAt) lossAt = e.lastSentAt;
+        if (!this.mayResend(e.seq)) return;
+        this.stats.repeatsAnswered++;
+        this.resend(e, now, e.timeouts);
+      });
+    }
+    if (lossAt > -Infinity) this.congestion.onLoss(lossAt, now);
+  }
+
+  /** The deadline fired: resend every packet whose timeout passed, each with its own back-off. */
+  onTimeout(now: number): void {
+    let timedOut = false;
+    for (let i = this.head; i < this.entries.length; i++) {
+      const e = this.entries[i];
+      if (e === undefined || e.deadline > now) continue;
+      timedOut = true;
+      if (this.mayResend(e.seq)) this.resend(e, now, e.timeouts + 1);
+      else e.deadline = now + this.rtt.backedOff(e.timeouts);
+    }
+    if (timedOut) {
+      this.probeSent = false;
+      this.congestion.onTimeout(now);
+    }
+  }
+
+  /** Drops everything queued and in flight (the connection closed). */
+  clear(): void {
+    this.entries = [];
+    this.head = 0;
+    this.queue.length = 0;
+    this.queueHead = 0;
+    this.unackedCount = 0;
+    this.bufferedBytes = 0;
+  }
+
+  private get span(): number {
+    return this.entries.length - this.head;
+  }
+
+  private mayResend(seq: number): boolean {
+    const offset = seqDiff(seq, this.peerCumulative);
+    return offset < this.peerWindow || offset === 0;
+  }
+
+  private resend(e: InFlight, now: number, timeouts: number): void {
+    e.transmissions++;
+    e.timeouts = timeouts;
+    e.lastSentAt = now;
+    e.deadline = now + this.rtt.backedOff(timeouts);
+    this.stats.retransmissions++;
+    this.transmit(e);
+  }
+
+  private release(offset: number, released: (e: InFlight) => void): void {
+    const at = this.head + offset;
+    const e = this.entries[at];
+    if (e === undefined) return;
+    this.entries[at] = undefined;
+    this.unackedCount--;
+    released(e);
+    const message = e.message;
+    if (--message.unacked === 0) {
+      this.bufferedBytes -= message.size;
+      message.onAcked?.();
+    }
+  }
+
+  private releaseRange(range: SeqRange, released: (e: InFlight) => void): void {
+    const span = this.span;
+    let from = seqDiff(range.start, this.oldest);
+    let to = seqDiff(range.end, this.oldest);
+    if (from >= 2 ** 31) from = 0; // the range starts below our oldest unacknowledged packet
+    if (to >= 2 ** 31) return;
+    to = Math.min(to, span - 1);
+    for (let i = from; i <= to; i++) this.release(i, released);
+  }
+
+  private forEachInRange(range: SeqRange, visit: (e: InFlight) => void): void {
+    let from = seqDiff(range.start, this.oldest);
+    let to = seqDiff(range.end, this.oldest);
+    if (from >= 2 ** 31) from = 0;
+    if (to >= 2 ** 31) return;
+    to = Math.min(to, this.span - 1);
+    for (let i = from; i <= to; i++) {
+      const e = this.entries[this.head + i];
+      if (e !== undefined) visit(e);
+    }
+  }
+
+  private advanceOldest(): void {
+    const start = this.head;
+    while (this.head < this.entries.length && this.entries[this.head] === undefined) this.head++;
+    this.oldest = seqAdd(this.oldest, this.head - start);
+    if (this.head === this.entries.length) {
+      this.entries.length = 0;
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.entries.length) {
+      this.entries.splice(0, this.head);
+      this.head = 0;
+    }
+  }
+}

@@ -1,0 +1,88 @@
+import { Observable, Subject, type SchedulerLike } from 'rxjs';
+import { PacketType, type ClosePacket, type ConnectAckPacket, type ConnectPacket } from '../wire/packet';
+import { ConnectionCore } from './connection';
+import { decodeDatagram, randomNonZero32, transmitter, type EndpointStats } from './endpoint';
+import { ConnectionClosedError } from './errors';
+import { handshake } from './handshake';
+import type { ResolvedProtocolOptions } from './options';
+import type { DatagramSocket } from './transport';
+
+export interface StarterConfig {
+  readonly address: string;
+  readonly port: number;
+  readonly options: ResolvedProtocolOptions;
+  readonly scheduler: SchedulerLike;
+  readonly stats: EndpointStats;
+  /** Test hooks: fixed connection id, first seq/batch. */
+  readonly connectionId?: number;
+  readonly initialSeq?: number;
+  readonly initialBatch?: number;
+}
+
+/**
+ * The starter's side: handshakes with the listener at (address, port) over `socket`, then routes
+ * the listener's packets to the one connection. Emits the connection once open and completes
+ * when it closes; unsubscribing earlier closes it (CLOSE reason 0).
+ */
+export function openConnection(socket: DatagramSocket, config: StarterConfig): Observable<ConnectionCore> {
+  const { address, port, options, scheduler, stats } = config;
+  return new Observable<ConnectionCore>((subscriber) => {
+    const connectionId = config.connectionId ?? randomNonZero32();
+    const send = transmitter(socket, address, port, stats);
+    const replies$ = new Subject<ConnectAckPacket | ClosePacket>();
+    let connection: ConnectionCore | undefined;
+
+    const datagrams = socket.datagrams$.subscribe({
+      next: (datagram) => {
+        const packet = decodeDatagram(datagram, options.maxDatagramSize, stats);
+        if (packet === undefined) return;
+        if (packet.connectionId !== connectionId || datagram.address !== address || datagram.port !== port) {
+          stats.strangerDatagrams++;
+          return;
+        }
+        if (connection !== undefined) return connection.receive(packet, datagram.data.length);
+        if (packet.type === PacketType.ConnectAck || packet.type === PacketType.Close) replies$.next(packet);
+      },
+      error: (error: Error) => {
+        const failure = new ConnectionClosedError(`socket failed: ${error.message}`);
+        if (connection !== undefined) connection.fail(failure);
+        else subscriber.error(failure);
+      },
+    });
+
+    const connect: ConnectPacket = {
+      type: PacketType.Connect,
+      connectionId,
+      maxDatagramSize: options.maxDatagramSize,
+      receiveWindow: options.receiveWindow,
+      nonce: randomNonZero32(),
+    };
+    const handshaking = replies$
+      .pipe(handshake({ connect, deliveryTimeout: options.deliveryTimeout, connectTimeout: options.connectTimeout, scheduler, send, address, port }))
+      .subscribe({
+        next: (ack) => {
+          connection = new ConnectionCore({
+            id: connectionId,
+            remote: { address, port },
+            options,
+            scheduler,
+            peerMaxDatagramSize: ack.maxDatagramSize,
+            peerReceiveWindow: ack.receiveWindow,
+            transmit: send,
+            onClosed: () => subscriber.complete(),
+            ...(config.initialSeq === undefined ? {} : { initialSeq: config.initialSeq }),
+            ...(config.initialBatch === undefined ? {} : { initialBatch: config.initialBatch }),
+          });
+          subscriber.next(connection);
+        },
+        error: (error: unknown) => subscriber.error(error),
+      });
+
+    return () => {
+      handshaking.unsubscribe();
+      connection?.close();
+      datagrams.unsubscribe();
+    };
+  });
+}
+

@@ -1,0 +1,61 @@
+/** Counters a connection keeps; `Connection.stats` returns a snapshot with the live window figures added. */
+export interface ConnectionCounters {
+  packetsSent: number;
+  packetsReceived: number;
+  bytesSent: number;
+  bytesReceived: number;
+  dataPacketsSent: number;
+  dataPacketsReceived: number;
+  /** DATA packets sent again (after a timeout or a REPEAT). */
+  retransmissions: number;
+  /** Resends caused by the peer's REPEAT requests. */
+  repeatsAnswered: number;
+  /** REPEAT packets we sent for gaps in the peer's sequence. */
+  repeatsSent: number;
+  /** DATA packets received twice (re-acknowledged, not re-delivered). */
+  duplicatesReceived: number;
+  /** Datagrams dropped: invalid, beyond the receive window, or from the wrong peer. */
+  droppedDatagrams: number;
+  messagesSent: number;
+  messagesReceived: number;
+  acksSent: number;
+  pingsSent: number;
+  directSent: number;
+  directReceived: number;
+}
+
+export interface ConnectionStats extends ConnectionCounters {
+  /** Smoothed round-trip time in ms (undefined before the first sample). */
+  rtt: number | undefined;
+  /** Current retransmission timeout in ms. */
+  rto: number;
+  congestionWindow: number;
+  /** The peer's last advertised receive window, in packets. */
+  peerWindow: number;
+  /** DATA packets sent and not yet acknowledged. */
+  inFlight: number;
+  /** Bytes of messages queued or in flight, not yet acknowledged. */
+  bufferedBytes: number;
+}
+
+export function emptyCounters(): ConnectionCounters {
+  return {
+    packetsSent: 0,
+    packetsReceived: 0,
+    bytesSent: 0,
+    bytesReceived: 0,
+    dataPacketsSent: 0,
+    dataPacketsReceived: 0,
+    retransmissions: 0,
+    repeatsAnswered: 0,
+    repeatsSent: 0,
+    duplicatesReceived: 0,
+    droppedDatagrams: 0,
+    messagesSent: 0,
+    messagesReceived: 0,
+    acksSent: 0,
+    pingsSent: 0,
+    directSent: 0,
+    directReceived: 0,
+  };
+}

@@ -1,0 +1,20 @@
+/** rx-rudp: reliable messages over UDP, with RxJS streams. */
+export { listen, type ListenOptions } from './api/listen';
+export { connect, type ConnectOptions } from './api/connect';
+export type { Connection, ConnectionState, CloseInfo, RemoteAddress } from './core/connection';
+export type { ConnectionStats, ConnectionCounters } from './core/stats';
+export type { EndpointStats } from './core/endpoint';
+export { DEFAULTS, type ProtocolOptions } from './core/options';
+export type { Datagram, DatagramSocket, SocketAddress, SocketFactory, BindOptions } from './core/transport';
+export {
+  RudpError,
+  ConnectTimeoutError,
+  ConnectionTimeoutError,
+  ConnectionRefusedError,
+  ConnectionClosedError,
+  ProtocolError,
+  MessageTooLargeError,
+  InvalidOptionError,
+} from './core/errors';
+export { CloseReason } from './wire/packet';
+export { realTimeScheduler } from './node/scheduler';

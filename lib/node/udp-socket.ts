@@ -1,0 +1,147 @@
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { types } from 'node:util';
+import { Observable, Subject } from 'rxjs';
+import { RudpError } from '../core/errors';
+import type { BindOptions, Datagram, DatagramSocket, SocketAddress, SocketFactory } from '../core/transport';
+
+/**
+ * The Node.js UDP adapter: the only code of the project that touches `node:dgram`.
+ *
+ * Subscribing creates and binds a socket, emits it once listening (errors if binding fails);
+ * unsubscribing closes it. Nothing else (no timer, no extra handle) keeps the process alive.
+ */
+
+/** Requested kernel buffer size; the kernel may cap it (Linux: net.core.rmem_max / wmem_max). */
+const SOCKET_BUFFER_SIZE = 4 * 1024 * 1024;
+
+export const udpSocketFactory: SocketFactory = (options: BindOptions) =>
+  new Observable<DatagramSocket>((subscriber) => {
+    const port = options.port ?? 0;
+    const address = options.address;
+    // ipv6Only stays false (the default): a udp6 socket bound to `::` also serves IPv4-mapped peers.
+    const socket = createSocket({ type: options.type });
+    const datagrams = new Subject<Datagram>();
+    let bound = false;
+    let closed = false;
+
+    socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
+      // The Buffer as Node hands it over (a fresh one per datagram): no copy.
+      datagrams.next({ data: msg, address: rinfo.address, port: rinfo.port });
+    });
+
+    // Always listening for 'error', so a socket failure never becomes an uncaught exception.
+    socket.on('error', (error: Error) => {
+      if (closed) return;
+      if (!bound) subscriber.error(bindError(options.type, address, port, error));
+      else datagrams.error(error);
+    });
+
+    socket.once('listening', () => {
+      if (closed) return;
+      bound = true;
+      trySetBufferSizes(socket);
+      const local = toSocketAddress(socket, options.type);
+      subscriber.next({
+        datagrams$: datagrams.asObservable(),
+        send: (data, toPort, toAddress, onError) => send(socket, data, toPort, toAddress, onError),
+        address: () => local,
+      });
+    });
+
+    try {
+      // exclusive: the socket is never shared with cluster workers; each one has its own state.
+      socket.bind(address === undefined ? { port, exclusive: true } : { port, address, exclusive: true });
+    } catch (error) {
+      // Synchronous failures (invalid port, …) are reported like asynchronous ones.
+      subscriber.error(bindError(options.type, address, port, toError(error)));
+    }
+
+    return () => {
+      if (closed) return;
+      closed = true;
+      try {
+        socket.close();
+      } catch {
+        // Already closed (ERR_SOCKET_DGRAM_NOT_RUNNING): nothing to release.
+      }
+      datagrams.complete();
+    };
+  });
+
+function send(
+  socket: Socket,
+  data: Uint8Array,
+  port: number,
+  address: string,
+  onError: ((error: Error) => void) | undefined,
+): void {
+  try {
+    socket.send(data, port, address, (error) => {
+      if (error && onError) onError(error);
+    });
+  } catch (error) {
+    // Closed socket (ERR_SOCKET_DGRAM_NOT_RUNNING), invalid port, …: reported, never thrown.
+    // Deferred, so `onError` is always called asynchronously, as for failures of the send itself.
+    if (onError) {
+      const reported = toError(error);
+      queueMicrotask(() => onError(reported));
+    }
+  }
+}
+
+function trySetBufferSizes(socket: Socket): void {
+  try {
+    socket.setRecvBufferSize(SOCKET_BUFFER_SIZE);
+  } catch {
+    // Refused or capped by the kernel: the default size works, just with less burst headroom.
+  }
+  try {
+    socket.setSendBufferSize(SOCKET_BUFFER_SIZE);
+  } catch {
+    // Same as above.
+  }
+}
+
+function toSocketAddress(socket: Socket, type: BindOptions['type']): SocketAddress {
+  const info = socket.address();
+  const family: SocketAddress['family'] =
+    info.family === 'IPv6' || info.family === 'IPv4' ? info.family : type === 'udp6' ? 'IPv6' : 'IPv4';
+  return { address: info.address, port: info.port, family };
+}
+
+function bindError(type: BindOptions['type'], address: string | undefined, port: number, cause: Error): RudpError {
+  const where = `${formatHost(address ?? (type === 'udp6' ? '::' : '0.0.0.0'))}:${port}`;
+  const code = (cause as NodeJS.ErrnoException).code;
+  let hint: string;
+  switch (code) {
+    case 'EADDRINUSE':
+      hint = `port ${port} is already in use on that address: stop the other process, choose another port, or use port 0 to let the system pick a free one`;
+      break;
+    case 'EACCES':
+    case 'EPERM':
+      hint = `permission denied: ports below 1024 need privileges; choose a port of 1024 or above, or 0`;
+      break;
+    case 'EADDRNOTAVAIL':
+      hint = `the address is not assigned to any interface of this host: bind to a local address, or omit it to bind all interfaces`;
+      break;
+    case 'EAFNOSUPPORT':
+      hint = `the address family is not supported here: use ${type === 'udp6' ? "type 'udp4'" : "type 'udp6'"} or check the address`;
+      break;
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      hint = `the address could not be resolved: give a numeric ${type === 'udp6' ? 'IPv6' : 'IPv4'} address of this host`;
+      break;
+    default:
+      hint = `check the address and port`;
+  }
+  return new RudpError(`cannot bind ${type} socket to ${where} (${code ?? cause.message}): ${hint}`, { cause });
+}
+
+function formatHost(address: string): string {
+  return address.includes(':') ? `[${address}]` : address;
+}
+
+/** Keeps errors as they are (with their `code`), also those of another realm (jest's vm sandbox). */
+function toError(value: unknown): Error {
+  return value instanceof Error || types.isNativeError(value) ? value : new Error(String(value));
+}

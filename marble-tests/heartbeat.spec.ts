@@ -1,0 +1,32 @@
+import { TestScheduler } from 'rxjs/testing';
+import { ConnectionTimeoutError } from '../lib/core/errors';
+import { heartbeat } from '../lib/core/heartbeat';
+import { harness, ping } from './harness';
+
+describe('heartbeat', () => {
+  let ts: TestScheduler;
+  beforeEach(() => (ts = new TestScheduler((a, b) => expect(a).toEqual(b))));
+
+  it('pings at 1×..pingPacketCount× pingInterval of silence and errors at (count + 1)×', () => {
+    ts.run(({ hot, expectObservable }) => {
+      const out$ = hot('').pipe(heartbeat({ pingInterval: 100, pingPacketCount: 3, scheduler: ts }));
+      expectObservable(out$).toBe('100ms a 99ms b 99ms c 99ms #', { a: 1, b: 2, c: 3 }, new ConnectionTimeoutError(400));
+    });
+  });
+
+  it('counts again from any packet heard', () => {
+    ts.run(({ hot, expectObservable }) => {
+      const out$ = hot('150ms x').pipe(heartbeat({ pingInterval: 100, pingPacketCount: 2, scheduler: ts }));
+      // ping at 100; heard at 150; pings at 250, 350; dead at 450
+      expectObservable(out$).toBe('100ms a 149ms a 99ms b 99ms #', { a: 1, b: 2 }, new ConnectionTimeoutError(300));
+    });
+  });
+
+  it('on a connection: sends PINGs when idle, answers PING with PING_ACK, closes with reason 1 and ConnectionTimeoutError', () => {
+    ts.run(({ hot, expectObservable }) => {
+      const { connection, outgoing$ } = harness(ts, { pingInterval: 100, pingPacketCount: 2 }, hot('50ms p', { p: ping(7) }));
+      expectObservable(outgoing$, '^ 500ms !').toBe('50ms a 99ms p 99ms p 99ms c', { a: 'PA7', p: 'P', c: 'C1' });
+      expectObservable(connection.messages$).toBe('350ms #', undefined, new ConnectionTimeoutError(300));
+    });
+  });
+});

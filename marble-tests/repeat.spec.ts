@@ -1,0 +1,40 @@
+import { TestScheduler } from 'rxjs/testing';
+import { data, harness, repeat } from './harness';
+
+const quiet = { pingInterval: 1_000_000, deliveryTimeout: 200, repeatDelay: 5 };
+
+describe('repeat requests', () => {
+  let ts: TestScheduler;
+  beforeEach(() => (ts = new TestScheduler((a, b) => expect(a).toEqual(b))));
+
+  it('asks for a gap once it has lasted repeatDelay, and again after deliveryTimeout / 2 without an RTT', () => {
+    ts.run(({ hot, expectObservable }) => {
+      const { outgoing$ } = harness(ts, quiet, hot('(ab)', { a: data(0), b: data(2) }));
+      // D0 and D2 arrive together: one ack at once (out of order), REPEAT for 1 after 5 ms, again every 100 ms
+      expectObservable(outgoing$, '^ 300ms !').toBe('a 4ms r 99ms r 99ms r', { a: 'A1+2', r: 'R1' });
+    });
+  });
+
+  it('asks at once when 3 packets beyond the gap have arrived', () => {
+    ts.run(({ hot, expectObservable }) => {
+      const { outgoing$ } = harness(ts, quiet, hot('a b c d', { a: data(0), b: data(2), c: data(3), d: data(4) }));
+      expectObservable(outgoing$, '^ 5ms !').toBe('-ab(dr)', { a: 'A1+2', b: 'A1+2-3', d: 'A1+2-4', r: 'R1' });
+    });
+  });
+
+  it('stops asking once the gap is filled', () => {
+    ts.run(({ hot, expectObservable }) => {
+      const { outgoing$ } = harness(ts, quiet, hot('(ab) 9ms c', { a: data(0), b: data(2), c: data(1) }));
+      expectObservable(outgoing$, '^ 400ms !').toBe('a 4ms r 7ms c', { a: 'A1+2', r: 'R1', c: 'A3' }); // filling a gap is acknowledged at once
+    });
+  });
+
+  it('resends the named packets at once on REPEAT, without back-off', () => {
+    ts.run(({ hot, cold, expectObservable }) => {
+      const { connection, outgoing$ } = harness(ts, quiet, hot('50ms r', { r: repeat({ start: 1, end: 2 }) }));
+      cold('(abc)', { a: Buffer.from('a'), b: Buffer.from('b'), c: Buffer.from('c') }).subscribe((m) => connection.send$.next(m));
+      // resent at 50; their timeouts restart from 50 with the same RTO (200), D0 times out at 200
+      expectObservable(outgoing$, '^ 260ms !').toBe('(abc) 45ms (bc) 146ms a 49ms (bc)', { a: 'D0', b: 'D1', c: 'D2' });
+    });
+  });
+});

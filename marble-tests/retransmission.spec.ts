@@ -1,0 +1,44 @@
+import { TestScheduler } from 'rxjs/testing';
+import { ack, harness } from './harness';
+
+const quiet = { pingInterval: 1_000_000, deliveryTimeout: 200 };
+
+describe('retransmission', () => {
+  let ts: TestScheduler;
+  beforeEach(() => (ts = new TestScheduler((a, b) => expect(a).toEqual(b))));
+
+  it('resends an unacknowledged packet at the RTO, doubling each time', () => {
+    ts.run(({ hot, cold, expectObservable }) => {
+      const { connection, outgoing$ } = harness(ts, quiet, hot(''));
+      cold('a', { a: Buffer.from('x') }).subscribe((m) => connection.send$.next(m));
+      // 0, then +200, +400, +800 (back-off per timeout of the same packet)
+      expectObservable(outgoing$, '^ 1500ms !').toBe('a 199ms a 399ms a 799ms a', { a: 'D0' });
+    });
+  });
+
+  it('stops resending once acknowledged', () => {
+    ts.run(({ hot, cold, expectObservable }) => {
+      const { connection, outgoing$ } = harness(ts, quiet, hot('250ms a', { a: ack(1) }));
+      cold('a', { a: Buffer.from('x') }).subscribe((m) => connection.send$.next(m));
+      expectObservable(outgoing$, '^ 3000ms !').toBe('a 199ms a', { a: 'D0' });
+    });
+  });
+
+  it('caps the back-off at 64 × deliveryTimeout', () => {
+    ts.run(({ hot, cold, expectObservable }) => {
+      const { connection, outgoing$ } = harness(ts, { pingInterval: 1_000_000, deliveryTimeout: 10 }, hot(''));
+      cold('a', { a: Buffer.from('x') }).subscribe((m) => connection.send$.next(m));
+      // 10 × 2^k: 10, 20, 40, 80, 160, 320, 640, then capped at 640
+      expectObservable(outgoing$, '^ 2600ms !').toBe('a 9ms a 19ms a 39ms a 79ms a 159ms a 319ms a 639ms a 639ms a 639ms a', { a: 'D0' });
+    });
+  });
+
+  it('adapts the RTO to measured round trips (RFC 6298), so a later loss is resent sooner', () => {
+    ts.run(({ hot, cold, expectObservable }) => {
+      // first message acked after 20 ms: SRTT 20, RTTVAR 10, RTO = 20 + 40 = 60 ms
+      const { connection, outgoing$ } = harness(ts, quiet, hot('20ms a', { a: ack(1) }));
+      cold('a 99ms b', { a: Buffer.from('x'), b: Buffer.from('y') }).subscribe((m) => connection.send$.next(m));
+      expectObservable(outgoing$, '^ 200ms !').toBe('a 99ms b 59ms b', { a: 'D0', b: 'D1' });
+    });
+  });
+});
