@@ -3,6 +3,7 @@ import type { Connection } from '../core/connection';
 import { emptyEndpointStats } from '../core/endpoint';
 import { InvalidOptionError } from '../core/errors';
 import { resolveProtocolOptions, type ProtocolOptions } from '../core/options';
+import { useResource } from '../core/resource';
 import { openConnection } from '../core/starter';
 import type { SocketFactory } from '../core/transport';
 import { realTimeScheduler } from '../node/scheduler';
@@ -44,10 +45,9 @@ export function connect(options: ConnectOptions, hooks: ConnectTestHooks = {}): 
   const factory = options.socketFactory ?? udpSocketFactory;
   return resolveHost(options.host).pipe(
     switchMap((remote) =>
-      factory({ type: remote.type, ...(options.localAddress === undefined ? {} : { address: options.localAddress }), port: options.localPort ?? 0 }).pipe(
-        switchMap((socket) =>
-          openConnection(socket, { address: remote.address, port, options: protocol, scheduler, stats: emptyEndpointStats(), ...hooks }),
-        ),
+      useResource(
+        factory({ type: remote.type, ...(options.localAddress === undefined ? {} : { address: options.localAddress }), port: options.localPort ?? 0 }),
+        (socket) => openConnection(socket, { address: remote.address, port, options: protocol, scheduler, stats: emptyEndpointStats(), ...hooks }),
       ),
     ),
   );

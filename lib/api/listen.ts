@@ -3,6 +3,7 @@ import type { Connection } from '../core/connection';
 import { emptyEndpointStats, type EndpointStats } from '../core/endpoint';
 import { InvalidOptionError } from '../core/errors';
 import { acceptConnections } from '../core/listener';
+import { useResource } from '../core/resource';
 import { resolveProtocolOptions, type ProtocolOptions } from '../core/options';
 import type { SocketAddress, SocketFactory } from '../core/transport';
 import { realTimeScheduler } from '../node/scheduler';
@@ -43,11 +44,12 @@ export function listen(options: ListenOptions = {}, hooks: ListenTestHooks = {})
   const factory = options.socketFactory ?? udpSocketFactory;
   const host = options.host ?? '0.0.0.0';
   return resolveHost(host).pipe(
-    switchMap((resolved) => factory({ type: resolved.type, address: resolved.address, port })),
-    switchMap((socket) => {
-      const stats = emptyEndpointStats();
-      options.onListening?.(socket.address(), stats);
-      return acceptConnections(socket, { options: protocol, maxConnections, scheduler, stats, ...hooks });
-    }),
+    switchMap((resolved) =>
+      useResource(factory({ type: resolved.type, address: resolved.address, port }), (socket) => {
+        const stats = emptyEndpointStats();
+        options.onListening?.(socket.address(), stats);
+        return acceptConnections(socket, { options: protocol, maxConnections, scheduler, stats, ...hooks });
+      }),
+    ),
   );
 }

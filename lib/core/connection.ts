@@ -330,7 +330,8 @@ export class ConnectionCore implements Connection {
   private askForGaps(now: number): void {
     if (this.closeInfo !== undefined) return;
     const { repeatDelay, deliveryTimeout } = this.options;
-    const reaskAfter = Math.max(1, this.rtt.srtt ?? deliveryTimeout / 2);
+    // "One round trip" (PROTOCOL.md §6) with the RTO's variance margin: a bare SRTT races the resend under jitter.
+    const reaskAfter = this.rtt.srtt === undefined ? deliveryTimeout / 2 : this.rtt.rto;
     const ranges = this.receiver.takeRepeatRanges(now, repeatDelay, reaskAfter);
     if (ranges.length > 0) {
       this.counters.repeatsSent++;

@@ -151,8 +151,9 @@ export class Sender {
       newlyAcked++;
       if (e.transmissions === 1 && (sample === undefined || seqAfter(e.seq, sample.seq))) sample = e;
     };
-    const below = Math.min(seqDiff(ack.cumulative, this.oldest), this.span);
-    if (below < 2 ** 31) for (let i = 0; i < below; i++) this.release(i, released);
+    // An older, reordered ack has a cumulative below ours: it releases nothing below it.
+    const ahead = seqDiff(ack.cumulative, this.oldest);
+    if (ahead < 2 ** 31) for (let i = 0, below = Math.min(ahead, this.span); i < below; i++) this.release(i, released);
     for (const range of ack.ranges) this.releaseRange(range, released);
     this.advanceOldest();
     if (newlyAcked === 0) return true;
@@ -177,18 +178,22 @@ export class Sender {
 
   /** The deadline fired: resend every packet whose timeout passed, each with its own back-off. */
   onTimeout(now: number): void {
-    let timedOut = false;
+    let lossAt = -Infinity;
+    let persistent = false;
     for (let i = this.head; i < this.entries.length; i++) {
       const e = this.entries[i];
       if (e === undefined || e.deadline > now) continue;
-      timedOut = true;
+      if (e.lastSentAt > lossAt) lossAt = e.lastSentAt;
+      if (e.timeouts > 0) persistent = true;
       if (this.mayResend(e.seq)) this.resend(e, now, e.timeouts + 1);
       else e.deadline = now + this.rtt.backedOff(e.timeouts);
     }
-    if (timedOut) {
-      this.probeSent = false;
-      this.congestion.onTimeout(now);
-    }
+    if (lossAt === -Infinity) return;
+    this.probeSent = false;
+    // A first timeout is often spurious (the RTO sits close to the RTT by PROTOCOL.md §5's formula):
+    // treat it as one loss. Only a packet timing out again collapses the window (RFC 9002 §7.6 in spirit).
+    if (persistent) this.congestion.onTimeout(now);
+    else this.congestion.onLoss(lossAt, now);
   }
 
   /** Drops everything queued and in flight (the connection closed). */

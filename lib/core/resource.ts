@@ -1,0 +1,23 @@
+import { Observable, type Subscription } from 'rxjs';
+
+/**
+ * `switchMap` for a resource that is itself an Observable (a socket that closes on unsubscribe):
+ * the user of the resource is always torn down BEFORE the resource, so connections can still send
+ * their CLOSE on a socket that is about to close.
+ */
+export function useResource<R, T>(resource$: Observable<R>, use: (resource: R) => Observable<T>): Observable<T> {
+  return new Observable<T>((subscriber) => {
+    let inner: Subscription | undefined;
+    const outer = resource$.subscribe({
+      next: (resource) => {
+        inner?.unsubscribe();
+        inner = use(resource).subscribe(subscriber);
+      },
+      error: (error: unknown) => subscriber.error(error),
+    });
+    return () => {
+      inner?.unsubscribe();
+      outer.unsubscribe();
+    };
+  });
+}
