@@ -11,7 +11,13 @@ export function useResource<R, T>(resource$: Observable<R>, use: (resource: R) =
     const outer = resource$.subscribe({
       next: (resource) => {
         inner?.unsubscribe();
-        inner = use(resource).subscribe(subscriber);
+        // An observer of its own, not `subscriber`: subscribing `subscriber` itself would return it,
+        // and unsubscribing that inside our teardown is a no-op.
+        inner = use(resource).subscribe({
+          next: (value) => subscriber.next(value),
+          error: (error: unknown) => subscriber.error(error),
+          complete: () => subscriber.complete(),
+        });
       },
       error: (error: unknown) => subscriber.error(error),
     });

@@ -23,8 +23,15 @@ export const udpSocketFactory: SocketFactory = (options: BindOptions) =>
     const datagrams = new Subject<Datagram>();
     let bound = false;
     let closed = false;
+    // Node sends asynchronously (address lookup first): closing at once would drop the last
+    // datagrams, such as the CLOSE a connection sends as it ends. Close after they have gone.
+    let pendingSends = 0;
+    const sent = (): void => {
+      if (--pendingSends === 0 && closed) closeSocket(socket);
+    };
 
     socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
+      if (closed) return;
       // The Buffer as Node hands it over (a fresh one per datagram): no copy.
       datagrams.next({ data: msg, address: rinfo.address, port: rinfo.port });
     });
@@ -43,7 +50,9 @@ export const udpSocketFactory: SocketFactory = (options: BindOptions) =>
       const local = toSocketAddress(socket, options.type);
       subscriber.next({
         datagrams$: datagrams.asObservable(),
-        send: (data, toPort, toAddress, onError) => send(socket, data, toPort, toAddress, onError),
+        send: (data, toPort, toAddress, onError) => {
+          if (send(socket, data, toPort, toAddress, onError, sent)) pendingSends++;
+        },
         address: () => local,
       });
     });
@@ -59,26 +68,34 @@ export const udpSocketFactory: SocketFactory = (options: BindOptions) =>
     return () => {
       if (closed) return;
       closed = true;
-      try {
-        socket.close();
-      } catch {
-        // Already closed (ERR_SOCKET_DGRAM_NOT_RUNNING): nothing to release.
-      }
+      if (pendingSends === 0) closeSocket(socket);
       datagrams.complete();
     };
   });
 
+function closeSocket(socket: Socket): void {
+  try {
+    socket.close();
+  } catch {
+    // Already closed (ERR_SOCKET_DGRAM_NOT_RUNNING): nothing to release.
+  }
+}
+
+/** Returns true when the send is under way (its callback will run). */
 function send(
   socket: Socket,
   data: Uint8Array,
   port: number,
   address: string,
   onError: ((error: Error) => void) | undefined,
-): void {
+  done: () => void,
+): boolean {
   try {
     socket.send(data, port, address, (error) => {
       if (error && onError) onError(error);
+      done();
     });
+    return true;
   } catch (error) {
     // Closed socket (ERR_SOCKET_DGRAM_NOT_RUNNING), invalid port, …: reported, never thrown.
     // Deferred, so `onError` is always called asynchronously, as for failures of the send itself.
@@ -86,6 +103,7 @@ function send(
       const reported = toError(error);
       queueMicrotask(() => onError(reported));
     }
+    return false;
   }
 }
 
