@@ -1,0 +1,138 @@
+/**
+ * `rx-rudp connect HOST PORT`: stdin lines out as messages, received messages out as stdout lines.
+ */
+import { Observable, Subscription, switchMap } from 'rxjs';
+import { connect, MessageTooLargeError, type Connection } from '../index';
+import { LineInput } from './lines';
+import {
+  EXIT_FAILURE,
+  EXIT_OK,
+  UsageError,
+  parseCommandLine,
+  parseInteger,
+  protocolOptions,
+  protocolParseOptions,
+  protocolUsage,
+  usageLine,
+  warn,
+  withFlagNames,
+} from './options';
+
+const COMMAND = 'connect';
+
+/** Bytes of lines sent but not yet acknowledged beyond which stdin is paused (and resumed below half). */
+const HIGH_WATER_BYTES = 4 * 1024 * 1024;
+
+export const CONNECT_USAGE = `Usage: rx-rudp connect HOST PORT [options]
+
+Connects to the listener at HOST:PORT. Every line of stdin is sent as one message (without
+its line break); every message received is printed as one line on stdout; DIRECT datagrams
+received are printed on stderr, prefixed 'direct: '. Lines typed before the connection is
+open are sent once it is.
+
+At the end of stdin, waits until everything sent is acknowledged, closes normally and exits 0.
+Also exits 0 when the peer closes normally. Exits 1, with the reason on stderr, on connect
+timeout, refusal, peer timeout or any abnormal close; 130 on SIGINT or SIGTERM (the connection
+is closed first).
+
+Options:
+${protocolUsage()}
+${usageLine('-h, --help', 'show this help')}
+
+Exit codes: 0 ok, 1 connection failure, 2 usage error, 130 interrupted.
+`;
+
+export const EXIT_INTERRUPTED = 130;
+
+/** Runs the command; resolves with the exit code. Throws UsageError for a bad command line. */
+export async function runConnect(argv: readonly string[]): Promise<number> {
+  const args = parseCommandLine(COMMAND, argv, protocolParseOptions(), true);
+  if (args.help) {
+    process.stdout.write(CONNECT_USAGE);
+    return EXIT_OK;
+  }
+  const [host, portText, ...extra] = args.positionals;
+  if (host === undefined) throw new UsageError('missing HOST and PORT', COMMAND);
+  if (portText === undefined) throw new UsageError('missing PORT', COMMAND);
+  if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}'`, COMMAND);
+  const port = parseInteger(portText, 'PORT', COMMAND);
+  if (port < 1 || port > 65535) throw new UsageError(`invalid value for PORT: ${port} is not an integer from 1 to 65535`, COMMAND);
+  const options = protocolOptions(args.values, COMMAND);
+  const connection$ = withFlagNames(COMMAND, { host: 'HOST', port: 'PORT' }, () => connect({ ...options, host, port }));
+
+  const input = new LineInput(process.stdin, HIGH_WATER_BYTES);
+  return new Promise<number>((resolve) => {
+    let subscription: Subscription | undefined;
+    const finish = (code: number): void => {
+      process.off('SIGINT', interrupt);
+      process.off('SIGTERM', interrupt);
+      input.detach();
+      subscription?.unsubscribe();
+      resolve(code);
+    };
+    const interrupt = (): void => finish(EXIT_INTERRUPTED);
+    process.once('SIGINT', interrupt);
+    process.once('SIGTERM', interrupt);
+    // Keep the subscription while the connection lives: unsubscribing closes it.
+    subscription = connection$.pipe(switchMap((connection) => session(connection, input))).subscribe({
+      complete: () => finish(EXIT_OK),
+      error: (error: unknown) => {
+        warn(error instanceof Error ? error.message : String(error));
+        finish(EXIT_FAILURE);
+      },
+    });
+  });
+}
+
+/**
+ * One open connection: prints what arrives, sends the input. Completes when the connection
+ * closes normally (after stdin ended and everything was acknowledged, or when the peer closed),
+ * errors when it ends abnormally.
+ */
+function session(connection: Connection, input: LineInput): Observable<never> {
+  return new Observable<never>((subscriber) => {
+    const subscriptions = new Subscription();
+    let outstanding = 0;
+    const acknowledged = (bytes: number): void => {
+      outstanding -= bytes;
+      if (outstanding <= HIGH_WATER_BYTES / 2) input.resume();
+    };
+    // Subscribe first: completing send$ with nothing to send closes the connection at once.
+    subscriptions.add(
+      connection.direct$.subscribe((payload) => {
+        process.stderr.write(Buffer.concat([Buffer.from('direct: '), payload, Buffer.from('\n')]));
+      }),
+    );
+    subscriptions.add(
+      connection.messages$.subscribe({
+        next: (message) => {
+          process.stdout.write(Buffer.concat([message, Buffer.from('\n')]));
+        },
+        error: (error: unknown) => subscriber.error(error),
+        complete: () => subscriber.complete(),
+      }),
+    );
+    if (subscriber.closed) return subscriptions;
+    input.attach({
+      line: (text) => {
+        if (subscriber.closed) return;
+        const message = Buffer.from(text, 'utf8');
+        outstanding += message.length;
+        if (outstanding > HIGH_WATER_BYTES) input.pause();
+        subscriptions.add(
+          connection.send(message).subscribe({
+            complete: () => acknowledged(message.length),
+            error: (error: unknown) => {
+              acknowledged(message.length);
+              // A closed connection is reported by messages$; only a message refused locally is news.
+              if (error instanceof MessageTooLargeError && !subscriber.closed) warn(`line not sent: ${error.message}`);
+            },
+          }),
+        );
+      },
+      // Deliver everything sent, then close normally: messages$ completes.
+      end: () => connection.send$.complete(),
+    });
+    return subscriptions;
+  });
+}

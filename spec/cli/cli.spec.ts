@@ -1,0 +1,346 @@
+/**
+ * The `rx-rudp` CLI as users run it: the built `dist/cli/main.js` in child processes, over real
+ * loopback sockets. Every child is killed (by its own PID) after each test; every wait is bounded.
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { firstValueFrom, interval, map, merge, Subscription, switchMap, take, tap, ignoreElements, ReplaySubject } from 'rxjs';
+import { connect, listen } from '../../lib/index';
+
+const ROOT = resolve(__dirname, '../..');
+const MAIN = join(ROOT, 'dist', 'cli', 'main.js');
+const HOST = '127.0.0.1';
+
+jest.setTimeout(20_000);
+
+beforeAll(() => {
+  try {
+    execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], {
+      cwd: ROOT,
+      stdio: 'pipe',
+      timeout: 120_000,
+    });
+  } catch (error) {
+    // Others' work in progress may not compile; tsc still emits. Only errors in the CLI count here.
+    const output = String((error as { stdout?: unknown }).stdout ?? error);
+    if (/lib[\\/]cli[\\/]/.test(output) || !existsSync(MAIN)) throw new Error(`build failed:\n${output}`);
+  }
+}, 120_000);
+
+interface Exit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+/** One CLI process, with its output so far. */
+class Cli {
+  readonly child: ChildProcess;
+  stdout = '';
+  stderr = '';
+  readonly exited: Promise<Exit>;
+  private readonly waiters = new Set<() => void>();
+
+  constructor(args: readonly string[]) {
+    this.child = spawn(process.execPath, [MAIN, ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+    running.add(this.child);
+    this.child.stdout!.setEncoding('utf8').on('data', (chunk: string) => this.append('stdout', chunk));
+    this.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => this.append('stderr', chunk));
+    this.child.stdin!.on('error', () => undefined); // the process may exit before reading all of it
+    this.exited = new Promise((resolveExit) => {
+      this.child.on('close', (code, signal) => {
+        running.delete(this.child);
+        resolveExit({ code, signal });
+      });
+    });
+  }
+
+  write(text: string): void {
+    this.child.stdin!.write(text);
+  }
+
+  end(text = ''): void {
+    this.child.stdin!.end(text);
+  }
+
+  /** Resolves with the first match of `pattern` in stdout or stderr; rejects after `ms`. */
+  async waitFor(stream: 'stdout' | 'stderr', pattern: RegExp, ms = 5_000): Promise<RegExpMatchArray> {
+    return within(
+      new Promise<RegExpMatchArray>((resolveMatch) => {
+        const check = (): void => {
+          const match = this[stream].match(pattern);
+          if (match === null) return;
+          this.waiters.delete(check);
+          resolveMatch(match);
+        };
+        this.waiters.add(check);
+        check();
+      }),
+      ms,
+      () => `${pattern} on ${stream}; stdout: ${JSON.stringify(this.stdout)}, stderr: ${JSON.stringify(this.stderr)}`,
+    );
+  }
+
+  /** Resolves with the exit; rejects after `ms`. */
+  exit(ms = 10_000): Promise<Exit> {
+    return within(this.exited, ms, () => `exit; stdout: ${JSON.stringify(this.stdout.slice(0, 500))}, stderr: ${JSON.stringify(this.stderr)}`);
+  }
+
+  private append(stream: 'stdout' | 'stderr', chunk: string): void {
+    this[stream] += chunk;
+    for (const check of [...this.waiters]) check();
+  }
+}
+
+const running = new Set<ChildProcess>();
+const subscriptions = new Subscription();
+
+afterEach(() => {
+  for (const child of running) if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
+  running.clear();
+});
+
+afterAll(() => subscriptions.unsubscribe());
+
+function within<T>(promise: Promise<T>, ms: number, label: () => string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${label()}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Runs the CLI to its end with `stdin` as input. */
+async function run(args: readonly string[], stdin = ''): Promise<Exit & { stdout: string; stderr: string }> {
+  const cli = new Cli(args);
+  cli.end(stdin);
+  const exit = await cli.exit();
+  return { ...exit, stdout: cli.stdout, stderr: cli.stderr };
+}
+
+/** Starts `rx-rudp echo` on a free loopback port; resolves once it listens. */
+async function startEcho(...flags: string[]): Promise<{ cli: Cli; port: number }> {
+  const cli = new Cli(['echo', '--host', HOST, '--port', '0', ...flags]);
+  const match = await cli.waitFor('stdout', /^listening 127\.0\.0\.1:(\d+)\n/);
+  return { cli, port: Number(match[1]) };
+}
+
+/** A loopback UDP port that nothing listens on (bound, read, closed). */
+async function unusedPort(): Promise<number> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((resolveBind) => socket.bind(0, HOST, resolveBind));
+  const { port } = socket.address();
+  await new Promise<void>((resolveClose) => socket.close(resolveClose));
+  return port;
+}
+
+describe('help and usage errors', () => {
+  test('--help prints the top-level usage with the commands and exit codes, exit 0', async () => {
+    for (const flag of ['--help', '-h']) {
+      const result = await run([flag]);
+      expect(result.code).toBe(0);
+      expect(result.stdout).toMatch(/^Usage: rx-rudp <command>/);
+      expect(result.stdout).toMatch(/echo/);
+      expect(result.stdout).toMatch(/connect/);
+      expect(result.stdout).toMatch(/0 +success/);
+      expect(result.stdout).toMatch(/1 +connection failure/);
+      expect(result.stdout).toMatch(/2 +usage error/);
+      expect(result.stderr).toBe('');
+    }
+  });
+
+  test('each command has its --help, listing the protocol flags, exit 0', async () => {
+    const echo = await run(['echo', '--help']);
+    expect(echo.code).toBe(0);
+    expect(echo.stdout).toMatch(/^Usage: rx-rudp echo/);
+    for (const flag of ['--host', '--port', '--max-connections', '--delivery-timeout', '--ping-interval', '--ping-packet-count', '--connect-timeout', '--max-datagram-size', '--receive-window', '--max-message-size']) {
+      expect(echo.stdout).toContain(flag);
+    }
+    const connectHelp = await run(['connect', '-h']);
+    expect(connectHelp.code).toBe(0);
+    expect(connectHelp.stdout).toMatch(/^Usage: rx-rudp connect HOST PORT/);
+    expect(connectHelp.stdout).toContain('--connect-timeout');
+    expect(connectHelp.stdout).not.toContain('--max-connections');
+    const viaHelp = await run(['help', 'connect']);
+    expect(viaHelp.code).toBe(0);
+    expect(viaHelp.stdout).toBe(connectHelp.stdout);
+  });
+
+  test('an unknown or missing command is a usage error: exit 2, message and hint on stderr', async () => {
+    const unknown = await run(['frobnicate']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stdout).toBe('');
+    expect(unknown.stderr).toMatch(/^rx-rudp: unknown command 'frobnicate'\n/);
+    expect(unknown.stderr).toMatch(/rx-rudp --help/);
+    const missing = await run([]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/missing command/);
+  });
+
+  test('a non-integer option value is a usage error naming the flag, exit 2', async () => {
+    const result = await run(['connect', HOST, '7000', '--ping-interval', 'abc']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/^rx-rudp: invalid value for --ping-interval: 'abc'/);
+    expect(result.stderr).toMatch(/rx-rudp connect --help/);
+    const echo = await run(['echo', '--max-connections', '1.5']);
+    expect(echo.code).toBe(2);
+    expect(echo.stderr).toMatch(/--max-connections/);
+  });
+
+  test("a value the library rejects (InvalidOptionError) is a usage error naming the flag, exit 2", async () => {
+    const result = await run(['echo', '--ping-interval', '0']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/^rx-rudp: option --ping-interval = 0 is invalid: expected an integer from 1 to/);
+    const datagram = await run(['connect', HOST, '7000', '--max-datagram-size=100']);
+    expect(datagram.code).toBe(2);
+    expect(datagram.stderr).toMatch(/--max-datagram-size = 100/);
+    const port = await run(['echo', '--port', '70000']);
+    expect(port.code).toBe(2);
+    expect(port.stderr).toMatch(/--port = 70000/);
+  });
+
+  test('unknown flags, missing arguments and stray arguments are usage errors, exit 2', async () => {
+    const cases: [string[], RegExp][] = [
+      [['echo', '--bogus'], /--bogus/],
+      [['echo', '--port'], /--port/],
+      [['echo', 'stray'], /stray/],
+      [['connect'], /missing HOST and PORT/],
+      [['connect', HOST], /missing PORT/],
+      [['connect', HOST, 'http'], /PORT/],
+      [['connect', HOST, '0'], /PORT/],
+      [['connect', HOST, '7000', 'extra'], /extra/],
+      [['connect', HOST, '7000', '--max-connections', '3'], /--max-connections/],
+    ];
+    for (const [args, pattern] of cases) {
+      const result = await run(args);
+      expect({ args, code: result.code }).toEqual({ args, code: 2 });
+      expect(result.stderr).toMatch(pattern);
+      expect(result.stderr.split('\n')[0]).toMatch(/^rx-rudp: /);
+    }
+  });
+});
+
+describe('echo and connect', () => {
+  test('lines typed before the connection opens are buffered, then echoed in order; EOF exits 0', async () => {
+    const { port } = await startEcho();
+    const long = 'x'.repeat(5_000);
+    // All of stdin, and its end, arrive before the handshake completes: buffered, then sent.
+    const result = await run(['connect', HOST, String(port)], `hello\nworld\n${long}\n`);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toBe(`hello\nworld\n${long}\n`);
+  });
+
+  test('interactive: each line is echoed as typed; a last line without a newline counts; EOF exits 0', async () => {
+    const { port } = await startEcho();
+    const cli = new Cli(['connect', HOST, String(port)]);
+    cli.write('one\n');
+    await cli.waitFor('stdout', /^one\n$/);
+    cli.write('two\r\n\n');
+    await cli.waitFor('stdout', /^one\ntwo\n\n$/);
+    cli.end('héllo wörld');
+    const exit = await cli.exit();
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(cli.stdout).toBe('one\ntwo\n\nhéllo wörld\n');
+  });
+
+  test('the echo server echoes DIRECT datagrams as DIRECT', async () => {
+    const { port } = await startEcho();
+    const payload = Buffer.from('direct ping');
+    const echoed = await firstValueFrom(
+      connect({ host: HOST, port }).pipe(
+        switchMap((connection) =>
+          merge(
+            connection.direct$.pipe(take(1)),
+            // DIRECT is unreliable: resend until the echo arrives.
+            interval(20).pipe(
+              tap(() => connection.sendDirect(payload)),
+              ignoreElements(),
+            ),
+          ),
+        ),
+        map((data) => Buffer.from(data).toString()),
+      ),
+    );
+    expect(echoed).toBe('direct ping');
+  });
+
+  test('a connect timeout exits 1 with the reason on stderr', async () => {
+    const port = await unusedPort();
+    const started = Date.now();
+    const result = await run(['connect', HOST, String(port), '--connect-timeout', '300'], 'lost\n');
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toMatch(new RegExp(`^rx-rudp: no answer from 127\\.0\\.0\\.1:${port} within 300 ms`));
+    expect(result.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  test('a refusal (echo --max-connections 0) exits 1 with the reason on stderr', async () => {
+    const { port } = await startEcho('--max-connections', '0');
+    const result = await run(['connect', HOST, String(port)], 'hello\n');
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toMatch(/^rx-rudp: .*refused the connection.*too many connections/);
+    expect(result.stderr.trimEnd().split('\n')).toHaveLength(1);
+  });
+
+  test("a connection's abnormal end is logged by echo, which keeps serving; the client exits 1", async () => {
+    const { cli: echo, port } = await startEcho('--max-message-size', '10');
+    const tooLarge = await run(['connect', HOST, String(port)], 'longer than ten bytes\n');
+    expect(tooLarge.code).toBe(1);
+    expect(tooLarge.stderr).toMatch(/^rx-rudp: .*maxMessageSize/);
+    await echo.waitFor('stderr', /^rx-rudp: connection \d+ from 127\.0\.0\.1:\d+ ended: .+\n/);
+    const fine = await run(['connect', HOST, String(port)], 'short\n');
+    expect(fine.code).toBe(0);
+    expect(fine.stdout).toBe('short\n');
+    expect(echo.child.exitCode).toBeNull();
+  });
+
+  test('the peer closing normally ends connect with exit 0', async () => {
+    const port$ = new ReplaySubject<number>(1);
+    subscriptions.add(
+      listen({ host: HOST, port: 0, onListening: (address) => port$.next(address.port) }).subscribe((connection) => {
+        connection.messages$.pipe(take(1)).subscribe((message) => {
+          // Echo the first message, and close once it is acknowledged.
+          connection.send(message).subscribe({ complete: () => connection.close(), error: () => undefined });
+        });
+      }),
+    );
+    const port = await firstValueFrom(port$);
+    const cli = new Cli(['connect', HOST, String(port)]);
+    cli.write('bye\n'); // stdin stays open
+    const exit = await cli.exit();
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(cli.stdout).toBe('bye\n');
+    expect(cli.stderr).toBe('');
+  });
+
+  test('SIGTERM stops echo with exit 0, closing connections with reason 4: the client exits 1', async () => {
+    const { cli: echo, port } = await startEcho();
+    const client = new Cli(['connect', HOST, String(port), '--ping-interval', '200', '--ping-packet-count', '2']);
+    client.write('ping\n');
+    await client.waitFor('stdout', /^ping\n$/);
+    process.kill(echo.child.pid!, 'SIGTERM');
+    expect(await echo.exit()).toEqual({ code: 0, signal: null });
+    expect(echo.stderr).toBe('');
+    // The listener closed the connection with reason 4: the client is told, not left to time out.
+    expect(await client.exit()).toEqual({ code: 1, signal: null });
+    expect(client.stderr).toMatch(/^rx-rudp: .*shutting down/);
+    expect(client.stderr.trimEnd().split('\n')).toHaveLength(1);
+  });
+
+  test('SIGINT stops echo with exit 0', async () => {
+    const { cli: echo } = await startEcho();
+    process.kill(echo.child.pid!, 'SIGINT');
+    expect(await echo.exit()).toEqual({ code: 0, signal: null });
+  });
+
+  test('a port already in use makes echo exit 1 with the reason', async () => {
+    const { port } = await startEcho();
+    const second = await run(['echo', '--host', HOST, '--port', String(port)]);
+    expect(second.code).toBe(1);
+    expect(second.stderr).toMatch(/^rx-rudp: cannot bind .*already in use/);
+  });
+});

@@ -1,0 +1,158 @@
+/**
+ * How connections end, seen from both sides, over real loopback sockets; and that nothing is
+ * left open afterwards.
+ */
+import { createSocket } from 'node:dgram';
+import { Subscription } from 'rxjs';
+import { CloseReason, ConnectionClosedError, ConnectTimeoutError, type CloseInfo, type Connection, type ConnectionState } from '../../lib/index';
+import { connectClient, countOf, describeEnd, eventually, seededBytes, sha256, startServer, useResources, within } from './helpers';
+
+jest.setTimeout(30_000);
+
+const resources = useResources();
+
+function closedInfo(conn: Connection): () => CloseInfo | undefined {
+  let info: CloseInfo | undefined;
+  conn.closed$.subscribe({ next: (i) => (info = i) });
+  return () => info;
+}
+
+test('close() by the starter: the listener side messages$ completes (normal close)', async () => {
+  const server = await startServer(resources);
+  const client = await connectClient(resources, server.port);
+  const serverSide = await server.nth(1);
+  const serverClosed = closedInfo(serverSide.conn);
+
+  client.conn.send$.next(Buffer.from('before close'));
+  await serverSide.waitFor(1, 5000);
+  client.conn.close();
+
+  expect(describeEnd(client.inbox.ended)).toBe('completed');
+  await within(serverSide.end, 5000, 'listener side messages$ ending');
+  expect(describeEnd(serverSide.ended)).toBe('completed');
+  expect(serverClosed()).toEqual({ reason: CloseReason.Normal, text: '', byPeer: true, error: undefined });
+});
+
+test('close() by the listener side: the starter messages$ completes and connect() completes', async () => {
+  const server = await startServer(resources);
+  const client = await connectClient(resources, server.port);
+  const serverSide = await server.nth(1);
+  const clientClosed = closedInfo(client.conn);
+  const states: ConnectionState[] = [];
+  client.conn.state$.subscribe((s) => void states.push(s));
+
+  serverSide.conn.close();
+  expect(describeEnd(serverSide.ended)).toBe('completed');
+  await within(client.inbox.end, 5000, 'starter messages$ ending');
+  expect(describeEnd(client.inbox.ended)).toBe('completed');
+  expect(clientClosed()).toEqual({ reason: CloseReason.Normal, text: '', byPeer: true, error: undefined });
+  expect(states).toEqual(['open', 'closed']);
+  // connect() "emits the Connection once open and completes when it closes".
+  const end = await within(client.end, 2000, 'connect() Observable completing after the peer closed');
+  expect(end.kind).toBe('complete');
+});
+
+test('completing send$ after queuing a 1 MiB message delivers it, then closes normally', async () => {
+  const server = await startServer(resources);
+  const client = await connectClient(resources, server.port);
+  const serverSide = await server.nth(1);
+  const states: ConnectionState[] = [];
+  client.conn.state$.subscribe((s) => void states.push(s));
+
+  const big = seededBytes(7, 0, 1024 * 1024);
+  client.conn.send$.next(Buffer.from('first'));
+  client.conn.send$.next(big);
+  client.conn.send$.complete();
+  expect(states).toEqual(['open', 'closing']);
+  // Sending after completion is not possible any more (the Subject is stopped).
+  client.conn.send$.next(Buffer.from('ignored'));
+
+  await within(serverSide.waitFor(2, 10_000), 10_000, 'the 1 MiB message arriving');
+  expect(Buffer.from(serverSide.messages[0]!).toString()).toBe('first');
+  expect(sha256(serverSide.messages[1]!)).toBe(sha256(big));
+  await within(serverSide.end, 5000, 'listener side messages$ ending');
+  expect(describeEnd(serverSide.ended)).toBe('completed');
+  expect(serverSide.count).toBe(2);
+
+  await within(client.inbox.end, 5000, 'starter messages$ ending');
+  expect(describeEnd(client.inbox.ended)).toBe('completed');
+  expect(states).toEqual(['open', 'closing', 'closed']);
+  expect(client.conn.stats.bufferedBytes).toBe(0);
+});
+
+test('connect() to a port with nothing listening errors with ConnectTimeoutError after connectTimeout', async () => {
+  // A port that was free a moment ago: bind one, note it, close it.
+  const probe = createSocket('udp4');
+  await new Promise<void>((resolve) => probe.bind(0, '127.0.0.1', resolve));
+  const port = probe.address().port;
+  await new Promise<void>((resolve) => probe.close(resolve));
+
+  const started = performance.now();
+  const attempt = connectClient(resources, port, { connectTimeout: 300 });
+  const error = await within(attempt.then(() => undefined, (e: unknown) => e), 5000, 'connect() failing');
+  const elapsed = performance.now() - started;
+  expect(error).toBeInstanceOf(ConnectTimeoutError);
+  expect((error as ConnectTimeoutError).timeoutMs).toBe(300);
+  expect((error as ConnectTimeoutError).port).toBe(port);
+  expect(elapsed).toBeGreaterThanOrEqual(250);
+  expect(elapsed).toBeLessThan(2000);
+});
+
+test('unsubscribing listen() errors the starter messages$ with ConnectionClosedError, reason 4', async () => {
+  const server = await startServer(resources);
+  const client = await connectClient(resources, server.port);
+  const serverSide = await server.nth(1);
+  const clientClosed = closedInfo(client.conn);
+
+  server.subscription.unsubscribe();
+  // The listener side ends at once, with the same reason (it aborted the connection, sending
+  // CLOSE 4, rather than seeing its socket vanish under it).
+  const serverError = serverSide.ended?.kind === 'error' ? serverSide.ended.error : serverSide.ended;
+  expect(serverError).toBeInstanceOf(ConnectionClosedError);
+  expect({ reason: (serverError as ConnectionClosedError).reason, message: (serverError as Error).message }).toEqual({
+    reason: CloseReason.ShuttingDown,
+    message: expect.stringContaining('listener was closed') as unknown,
+  });
+
+  const end = await within(client.inbox.end, 5000, 'starter messages$ ending');
+  expect(end.kind).toBe('error');
+  const error = end.kind === 'error' ? end.error : undefined;
+  expect(error).toBeInstanceOf(ConnectionClosedError);
+  expect((error as ConnectionClosedError).reason).toBe(CloseReason.ShuttingDown);
+  expect((error as ConnectionClosedError).reason).toBe(4);
+  expect(clientClosed()).toMatchObject({ reason: 4, byPeer: true });
+});
+
+test('after closing everything, no UDP socket and no extra timer is left', async () => {
+  // Sockets of earlier tests were closed in afterEach; closing takes a turn of the event loop.
+  await eventually(() => countOf(process.getActiveResourcesInfo(), 'UDPWRAP') === 0, 1000);
+  const before = process.getActiveResourcesInfo();
+  const timersBefore = countOf(before, 'Timeout');
+  expect(countOf(before, 'UDPWRAP')).toBe(0);
+
+  const all = new Subscription();
+  const server = await startServer(resources, { pingInterval: 200 }, (inbox) => {
+    inbox.conn.messages$.subscribe({ next: (m) => inbox.conn.send$.next(m), error: () => {} });
+  });
+  all.add(server.subscription);
+  const clients = await Promise.all([1, 2, 3].map(() => connectClient(resources, server.port, { pingInterval: 200 })));
+  for (const c of clients) all.add(c.subscription);
+  expect(countOf(process.getActiveResourcesInfo(), 'UDPWRAP')).toBe(4);
+
+  // Traffic (so retransmission, ack and repeat timers were armed), one normal close, one by
+  // the listener side, and one left open until unsubscribed.
+  for (const c of clients) for (let i = 0; i < 5; i++) c.conn.send$.next(seededBytes(8, i, 50_000));
+  await Promise.all(clients.map((c) => c.inbox.waitFor(5, 10_000)));
+  clients[0]!.conn.send$.complete();
+  server.accepted[1]!.conn.close();
+  await within(Promise.all([clients[0]!.inbox.end, clients[1]!.inbox.end]), 5000, 'two connections closing');
+
+  all.unsubscribe();
+  for (const c of clients) expect(c.inbox.ended).toBeDefined();
+
+  // Closing a socket takes a turn of the event loop.
+  const udpGone = await eventually(() => countOf(process.getActiveResourcesInfo(), 'UDPWRAP') === 0, 1000);
+  expect(udpGone ? [] : process.getActiveResourcesInfo().filter((r) => /^udpwrap$/i.test(r))).toEqual([]);
+  const after = process.getActiveResourcesInfo();
+  expect(countOf(after, 'Timeout')).toBeLessThanOrEqual(timersBefore);
+});

@@ -1,0 +1,102 @@
+/**
+ * A peer that dies without a word (SIGKILL, mid-transfer): the surviving side must notice through
+ * the keep-alive, within about pingInterval × (pingPacketCount + 1).
+ *
+ * The peer is a child Node process running spec/fixtures/echo-listener.js on the built library
+ * (dist/), built once here.
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { ConnectionTimeoutError } from '../../lib/index';
+import { connectClient, describeEnd, useResources, within } from './helpers';
+
+jest.setTimeout(30_000);
+
+const resources = useResources();
+
+const ROOT = join(__dirname, '..', '..');
+const FIXTURE = join(ROOT, 'spec', 'fixtures', 'echo-listener.js');
+const DIST_INDEX = join(ROOT, 'dist', 'index.js');
+
+const PING_INTERVAL = 200;
+const PING_PACKET_COUNT = 3;
+const EXPECTED_SILENCE_MS = PING_INTERVAL * (PING_PACKET_COUNT + 1); // 800
+
+beforeAll(() => {
+  const startedAt = Date.now();
+  try {
+    execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, timeout: 120_000, stdio: 'pipe' });
+  } catch (error) {
+    // tsc still emits when some file (maybe one being edited by someone else) has a type error;
+    // only a build that wrote nothing is fatal.
+    const emitted = existsSync(DIST_INDEX) && statSync(DIST_INDEX).mtimeMs >= startedAt - 1000;
+    if (!emitted) throw error;
+    const out = (error as { stdout?: Buffer }).stdout?.toString() ?? '';
+    console.warn(`tsc reported errors but emitted dist/:\n${out.slice(0, 2000)}`);
+  }
+}, 120_000);
+
+let child: ChildProcess | undefined;
+let childExited: Promise<void> | undefined;
+
+afterEach(async () => {
+  if (child !== undefined && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  await childExited;
+  child = undefined;
+  childExited = undefined;
+});
+
+/** Starts the echo listener child; resolves with its port once it printed it. */
+async function startChild(): Promise<{ port: number; pid: number }> {
+  const proc = spawn(process.execPath, [FIXTURE, String(PING_INTERVAL)], { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] });
+  child = proc;
+  // 'close': the process exited AND its stdio pipes closed (no handle left behind).
+  childExited = new Promise<void>((resolve) => proc.once('close', () => resolve()));
+  const lines = createInterface({ input: proc.stdout! });
+  const first = new Promise<string>((resolve, reject) => {
+    lines.once('line', resolve);
+    proc.once('exit', (code, signal) => reject(new Error(`echo-listener exited early (code ${code}, signal ${signal})`)));
+  });
+  const line = await within(first, 10_000, 'echo-listener printing its port');
+  const { port } = JSON.parse(line) as { port: number };
+  expect(port).toBeGreaterThan(0);
+  return { port, pid: proc.pid! };
+}
+
+test('SIGKILL of the peer mid-transfer: messages$ errors with ConnectionTimeoutError after ~pingInterval × (pingPacketCount + 1)', async () => {
+  const { port, pid } = await startChild();
+  let echoed = 0;
+  const client = await connectClient(
+    resources,
+    port,
+    { pingInterval: PING_INTERVAL, pingPacketCount: PING_PACKET_COUNT },
+    { keep: true, onMessage: () => void echoed++ },
+  );
+
+  // One exchange first: the peer is alive and echoing.
+  client.conn.send$.next(Buffer.from('hello'));
+  await client.inbox.waitFor(1, 5000, 'first echo');
+  expect(Buffer.from(client.inbox.messages[0]!).toString()).toBe('hello');
+
+  // A stream: far more than can cross before the kill (400 × 64 KiB), so data is in flight.
+  for (let i = 0; i < 400; i++) client.conn.send$.next(Buffer.alloc(64 * 1024, i));
+  await client.inbox.waitFor(4, 10_000, 'a few echoes of the stream');
+  expect(client.conn.stats.bufferedBytes).toBeGreaterThan(0);
+  expect(client.inbox.ended).toBeUndefined();
+
+  const killedAt = performance.now();
+  process.kill(pid, 'SIGKILL');
+  const end = await within(client.inbox.end, 10_000, 'messages$ erroring after the peer was killed');
+  const elapsed = performance.now() - killedAt;
+  await childExited;
+
+  expect(describeEnd(end)).toMatch(/^error ConnectionTimeoutError/);
+  expect(end.kind === 'error' && end.error).toBeInstanceOf(ConnectionTimeoutError);
+  // Not a performance assertion: a bound that catches a missing (or wildly wrong) timeout.
+  expect(elapsed).toBeGreaterThanOrEqual(0.5 * EXPECTED_SILENCE_MS);
+  expect(elapsed).toBeLessThanOrEqual(2.5 * EXPECTED_SILENCE_MS);
+  expect(echoed).toBeLessThan(401);
+  expect(client.conn.stats.pingsSent).toBeGreaterThanOrEqual(1);
+});
