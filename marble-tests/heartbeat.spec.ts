@@ -25,7 +25,7 @@ describe('heartbeat', () => {
   it('on a connection: sends PINGs when idle, answers PING with PING_ACK, closes with reason 1 and ConnectionTimeoutError', () => {
     ts.run(({ hot, expectObservable }) => {
       const { connection, outgoing$ } = harness(ts, { pingInterval: 100, pingPacketCount: 2 }, hot('50ms p', { p: ping(7) }));
-      expectObservable(outgoing$, '^ 500ms !').toBe('50ms a 99ms p 99ms p 99ms c', { a: 'PA7', p: 'P', c: 'C1' });
+      expectObservable(outgoing$, '^ 500ms !').toBe('50ms a 99ms p 99ms p 99ms (cc)', { a: 'PA7', p: 'P', c: 'C1' });
       expectObservable(connection.messages$).toBe('350ms #', undefined, new ConnectionTimeoutError(300));
     });
   });

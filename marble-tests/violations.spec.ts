@@ -12,7 +12,7 @@ describe('protocol violations and limits close the connection with a reason', ()
     ts.run(({ hot, expectObservable }) => {
       // 10 packets of 1182 bytes make at least 10,639 bytes > 10,000
       const { connection, outgoing$ } = harness(ts, { ...quiet, maxMessageSize: 10_000 }, hot('a', { a: data(0, 0, 0, 10, Buffer.alloc(1182)) }));
-      expectObservable(outgoing$, '^ 20ms !').toBe('c', { c: 'C3' });
+      expectObservable(outgoing$, '^ 20ms !').toBe('(cc)', { c: 'C3' });
       expectObservable(connection.messages$).toBe('#', undefined, new MessageTooLargeError('incoming message of at least 10639 bytes exceeds maxMessageSize 10000'));
     });
   });
@@ -20,7 +20,7 @@ describe('protocol violations and limits close the connection with a reason', ()
   it('packets of one batch disagreeing on count: CLOSE reason 2 and ProtocolError', () => {
     ts.run(({ hot, expectObservable }) => {
       const { connection, outgoing$ } = harness(ts, quiet, hot('a b', { a: data(0, 0, 0, 3, Buffer.alloc(1182)), b: data(1, 0, 1, 2, Buffer.alloc(1)) }));
-      expectObservable(outgoing$, '^ 20ms !').toBe('-c', { c: 'C2' });
+      expectObservable(outgoing$, '^ 20ms !').toBe('-(cc)', { c: 'C2' });
       expectObservable(connection.messages$).toBe('-#', undefined, new ProtocolError('batch 0: packet 1 has batch 0 index 1/2, expected index 1/3'));
     });
   });
@@ -28,14 +28,14 @@ describe('protocol violations and limits close the connection with a reason', ()
   it('a batch that does not start at index 0: CLOSE reason 2', () => {
     ts.run(({ hot, expectObservable }) => {
       const { outgoing$ } = harness(ts, quiet, hot('a', { a: data(0, 0, 1, 2) }));
-      expectObservable(outgoing$, '^ 20ms !').toBe('c', { c: 'C2' });
+      expectObservable(outgoing$, '^ 20ms !').toBe('(cc)', { c: 'C2' });
     });
   });
 
   it('an ack for a packet never sent: CLOSE reason 2', () => {
     ts.run(({ hot, expectObservable }) => {
       const { outgoing$ } = harness(ts, quiet, hot('5ms a', { a: ack(3) }));
-      expectObservable(outgoing$, '^ 20ms !').toBe('5ms c', { c: 'C2' });
+      expectObservable(outgoing$, '^ 20ms !').toBe('5ms (cc)', { c: 'C2' });
     });
   });
 

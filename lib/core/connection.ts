@@ -1,4 +1,4 @@
-import { BehaviorSubject, Observable, Subject, Subscription, type SchedulerLike } from 'rxjs';
+import { BehaviorSubject, Observable, Subject, Subscription, interval, map, takeUntil, type SchedulerLike } from 'rxjs';
 import {
   CloseReason,
   DATA_HEADER_SIZE,
@@ -7,13 +7,14 @@ import {
   type ClosePacket,
   type DataPacket,
   type Packet,
+  type SeqRange,
 } from '../wire/packet';
 import { MAX_CLOSE_TEXT_BYTES } from '../wire/packet';
 import { coalesceAcks } from './acks';
 import { errorForClose } from './close';
 import { NewReno, type CongestionController } from './congestion';
 import { Deadline } from './deadline';
-import { ConnectionClosedError, MessageTooLargeError, ProtocolError, type RudpError } from './errors';
+import { ConnectionClosedError, ConnectionTimeoutError, MessageTooLargeError, ProtocolError, SendBufferFullError, type RudpError } from './errors';
 import { heartbeat } from './heartbeat';
 import type { ResolvedProtocolOptions } from './options';
 import { DataOutcome, Receiver } from './receiver';
@@ -36,16 +37,40 @@ export interface CloseInfo {
   readonly error: RudpError | undefined;
 }
 
+/** Notable things that happened on a connection, for logs and dashboards. `time` is the scheduler's clock. */
+export type ConnectionEvent =
+  | { readonly type: 'retransmit'; readonly time: number; readonly seq: number; readonly cause: 'timeout' | 'repeat' }
+  | { readonly type: 'repeat-request'; readonly time: number; readonly ranges: readonly SeqRange[] }
+  | { readonly type: 'ping'; readonly time: number }
+  | { readonly type: 'ping-timeout'; readonly time: number; readonly silentMs: number }
+  | { readonly type: 'close'; readonly time: number; readonly info: CloseInfo };
+
 /** One reliable, message-oriented connection to a peer. Symmetric: it does not matter who started it. */
 export interface Connection {
   readonly id: number;
   readonly remote: RemoteAddress;
   /** Whole messages from the peer, once each, in order. Completes on a normal close, errors on an abnormal one. Hot: subscribe when the connection is emitted. */
   readonly messages$: Observable<Uint8Array>;
-  /** Push messages to send. Completing it means: deliver everything sent, then close normally. */
+  /**
+   * Push messages to send. Completing it means: deliver everything sent, then close normally.
+   * A message that would take the buffered bytes past `maxBufferedBytes` closes the connection
+   * with SendBufferFullError: throttle on `bufferedBytes$`, or use `send()`.
+   */
   readonly send$: Subject<Uint8Array>;
-  /** Sends one message now; the result completes once every packet of it is acknowledged (errors if the connection closes first). */
+  /**
+   * Sends one message now; the result completes once every packet of it is acknowledged, and errors
+   * if the connection closes first, or at once with SendBufferFullError when it does not fit in
+   * `maxBufferedBytes` (nothing is queued then).
+   */
   send(message: Uint8Array): Observable<void>;
+  /** Bytes queued or unacknowledged; replays the current value. Wait on it to throttle a producer. */
+  readonly bufferedBytes$: Observable<number>;
+  /** The send bound (`maxBufferedBytes`): a message fits when bufferedBytes + its size is at most this. */
+  readonly maxBufferedBytes: number;
+  /** Statistics every `intervalMs` on the connection's scheduler, until it closes. */
+  statsEvery(intervalMs: number): Observable<ConnectionStats>;
+  /** Retransmissions, repeat requests, pings, ping timeout and close, as they happen. Completes on close. */
+  readonly events$: Observable<ConnectionEvent>;
   /** DIRECT datagrams from the peer: unreliable, unordered, as they arrive. Completes when the connection closes. */
   readonly direct$: Observable<Uint8Array>;
   /** Sends a DIRECT datagram; returns false when the connection is closed. Throws MessageTooLargeError above `maxDirectSize`. */
@@ -96,6 +121,11 @@ export class ConnectionCore implements Connection {
   private readonly directSubject = new Subject<Uint8Array>();
   private readonly stateSubject = new BehaviorSubject<ConnectionState>('open');
   private readonly closedSubject = new Subject<CloseInfo>();
+  private readonly eventsSubject = new Subject<ConnectionEvent>();
+  private readonly bufferedSubject = new BehaviorSubject<number>(0);
+  readonly events$ = this.eventsSubject.asObservable();
+  readonly bufferedBytes$ = this.bufferedSubject.asObservable();
+  readonly maxBufferedBytes: number;
   readonly messages$ = this.messagesSubject.asObservable();
   readonly direct$ = this.directSubject.asObservable();
   readonly state$ = this.stateSubject.asObservable();
@@ -129,6 +159,7 @@ export class ConnectionCore implements Connection {
     this.onClosed = params.onClosed;
     const datagramSize = Math.min(options.maxDatagramSize, params.peerMaxDatagramSize);
     this.maxDirectSize = datagramSize - HEADER_SIZE;
+    this.maxBufferedBytes = options.maxBufferedBytes;
     this.rtt = new RttEstimator(options.deliveryTimeout);
     this.congestion = params.congestion ?? new NewReno(65535);
     this.sender = new Sender(
@@ -139,6 +170,9 @@ export class ConnectionCore implements Connection {
       this.congestion,
       this.counters,
       (packet) => this.transmit(packet),
+      (packet, cause) => {
+        if (this.eventsSubject.observed) this.eventsSubject.next({ type: 'retransmit', time: this.scheduler.now(), seq: packet.seq, cause });
+      },
       params.initialSeq,
       params.initialBatch,
     );
@@ -167,7 +201,10 @@ export class ConnectionCore implements Connection {
         .pipe(heartbeat({ pingInterval: options.pingInterval, pingPacketCount: options.pingPacketCount, scheduler }))
         .subscribe({
           next: () => this.ping(),
-          error: (error: RudpError) => this.terminate(CloseReason.Timeout, 'no answer to pings', false, error, true),
+          error: (error: RudpError) => {
+            if (error instanceof ConnectionTimeoutError) this.emit({ type: 'ping-timeout', time: this.scheduler.now(), silentMs: error.silentMs });
+            this.terminate(CloseReason.Timeout, 'no answer to pings', false, error, true);
+          },
         }),
     );
     this.subscriptions.add(
@@ -194,6 +231,13 @@ export class ConnectionCore implements Connection {
       inFlight: this.sender.inFlight,
       bufferedBytes: this.sender.bufferedBytes,
     };
+  }
+
+  statsEvery(intervalMs: number): Observable<ConnectionStats> {
+    return interval(intervalMs, this.scheduler).pipe(
+      map(() => this.stats),
+      takeUntil(this.closed$),
+    );
   }
 
   get state(): ConnectionState {
@@ -251,9 +295,11 @@ export class ConnectionCore implements Connection {
         return this.onData(packet);
       case PacketType.DataAck: {
         const now = this.scheduler.now();
+        const buffered = this.sender.bufferedBytes;
         if (!this.sender.onAck(packet, now)) {
           return this.terminate(CloseReason.ProtocolError, 'acknowledged a packet never sent', false, new ProtocolError('peer acknowledged a DATA packet we never sent'), true);
         }
+        if (this.sender.bufferedBytes !== buffered && this.closeInfo === undefined) this.bufferedSubject.next(this.sender.bufferedBytes);
         return this.afterSenderChange(now);
       }
       case PacketType.Repeat: {
@@ -277,6 +323,11 @@ export class ConnectionCore implements Connection {
         // CONNECT and CONNECT_ACK are the endpoint's business (a resent handshake).
         return;
     }
+  }
+
+  /** True once any valid packet came from the peer (a listener expires connections that stay half-open). */
+  get heardFromPeer(): boolean {
+    return this.counters.packetsReceived > 0;
   }
 
   /** Counts a datagram the endpoint dropped on this connection's behalf. */
@@ -336,6 +387,7 @@ export class ConnectionCore implements Connection {
     if (ranges.length > 0) {
       this.counters.repeatsSent++;
       this.transmit({ type: PacketType.Repeat, connectionId: this.id, ranges });
+      this.emit({ type: 'repeat-request', time: now, ranges });
     }
     this.repeatTimer.set(this.receiver.nextRepeatTime(repeatDelay, reaskAfter));
   }
@@ -345,6 +397,14 @@ export class ConnectionCore implements Connection {
       acked?.error(this.closeInfo ? closedError(this.closeInfo) : new ConnectionClosedError('send$ already completed: the connection is closing'));
       return;
     }
+    if (this.sender.bufferedBytes + message.length > this.maxBufferedBytes) {
+      const error = new SendBufferFullError(
+        `a ${message.length}-byte message does not fit: ${this.sender.bufferedBytes} of maxBufferedBytes ${this.maxBufferedBytes} ` +
+          `are waiting for acknowledgement; wait on bufferedBytes$ (or use send() with mergeMap) before sending more, or raise maxBufferedBytes`,
+      );
+      if (acked !== undefined) return acked.error(error);
+      return this.terminate(CloseReason.ShuttingDown, 'sender overflowed its send buffer', false, error, true);
+    }
     try {
       this.sender.enqueue(message, onAcked);
     } catch (e) {
@@ -353,6 +413,7 @@ export class ConnectionCore implements Connection {
       return this.terminate(CloseReason.Normal, 'local error: message too large', false, error, true);
     }
     this.counters.messagesSent++;
+    this.bufferedSubject.next(this.sender.bufferedBytes);
     this.afterSenderChange(this.scheduler.now());
   }
 
@@ -376,6 +437,11 @@ export class ConnectionCore implements Connection {
     this.pingSentAt = this.scheduler.now();
     this.counters.pingsSent++;
     this.transmit({ type: PacketType.Ping, connectionId: this.id, nonce: this.pingNonce });
+    this.emit({ type: 'ping', time: this.pingSentAt });
+  }
+
+  private emit(event: ConnectionEvent): void {
+    if (this.eventsSubject.observed) this.eventsSubject.next(event);
   }
 
   private finish(): void {
@@ -396,7 +462,13 @@ export class ConnectionCore implements Connection {
   private terminate(reason: number, text: string, byPeer: boolean, error: RudpError | undefined, sendClose: boolean): void {
     if (this.closeInfo !== undefined) return;
     const info: CloseInfo = { reason, text, byPeer, error };
-    if (sendClose) this.transmit({ type: PacketType.Close, connectionId: this.id, reason, text: truncateUtf8(text, MAX_CLOSE_TEXT_BYTES) });
+    if (sendClose) {
+      const close: ClosePacket = { type: PacketType.Close, connectionId: this.id, reason, text: truncateUtf8(text, MAX_CLOSE_TEXT_BYTES) };
+      // CLOSE is never acknowledged, and a starter's socket does not linger to repeat it: a second
+      // copy makes a lost CLOSE (and the peer's ping timeout instead of a clean end) much rarer.
+      this.transmit(close);
+      this.transmit(close);
+    }
     this.closeInfo = info;
     this.subscriptions.unsubscribe();
     this.retransmitTimer.dispose();
@@ -407,6 +479,10 @@ export class ConnectionCore implements Connection {
     this.stateSubject.complete();
     this.closedSubject.next(info);
     this.closedSubject.complete();
+    this.emit({ type: 'close', time: this.scheduler.now(), info });
+    this.eventsSubject.complete();
+    this.bufferedSubject.next(0);
+    this.bufferedSubject.complete();
     // direct$ only completes: its datagrams were never promised, and the reason is on messages$ and closed$.
     this.directSubject.complete();
     if (error === undefined) this.messagesSubject.complete();

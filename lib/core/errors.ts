@@ -59,3 +59,8 @@ export class InvalidOptionError extends RudpError {
     super(`option ${option} = ${String(value)} is invalid: expected ${expected}`);
   }
 }
+
+/** A message did not fit in the send buffer (`maxBufferedBytes`): wait for `bufferedBytes$` to drop, or raise the bound. */
+export class SendBufferFullError extends RudpError {
+  override name = 'SendBufferFullError';
+}

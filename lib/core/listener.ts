@@ -1,9 +1,9 @@
-import { Observable, type SchedulerLike } from 'rxjs';
+import { Observable, type SchedulerLike, type Subscription } from 'rxjs';
 import { CloseReason, PacketType, type ConnectPacket, type Packet } from '../wire/packet';
 import { ConnectionCore } from './connection';
 import { Deadline } from './deadline';
 import { decodeDatagram, transmitter, type EndpointStats } from './endpoint';
-import { ConnectionClosedError } from './errors';
+import { ConnectionClosedError, ConnectionTimeoutError } from './errors';
 import type { ResolvedProtocolOptions } from './options';
 import type { Datagram, DatagramSocket } from './transport';
 
@@ -21,6 +21,8 @@ interface Live {
   readonly address: string;
   readonly port: number;
   readonly connection: ConnectionCore;
+  /** Expires the connection if the peer sends nothing after CONNECT_ACK (a spoofed or dead starter). */
+  readonly halfOpenExpiry: Subscription;
 }
 
 /** A connection closed recently: packets for it are answered with CLOSE (PROTOCOL.md §8). */
@@ -89,6 +91,7 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
         peerReceiveWindow: connect.receiveWindow,
         transmit: transmitter(socket, address, port, stats),
         onClosed: (info) => {
+          live.get(id)?.halfOpenExpiry.unsubscribe();
           live.delete(id);
           const until = scheduler.now() + lingerMs;
           lingering.set(id, { address, port, reason: info.reason, until, lastCloseSentAt: info.byPeer ? -Infinity : scheduler.now() });
@@ -97,7 +100,12 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
         ...(config.initialSeq === undefined ? {} : { initialSeq: config.initialSeq }),
         ...(config.initialBatch === undefined ? {} : { initialBatch: config.initialBatch }),
       });
-      live.set(id, { address, port, connection });
+      const halfOpenExpiry = scheduler.schedule(() => {
+        if (connection.heardFromPeer) return;
+        // Silently: answering a possibly spoofed source would make us a reflector.
+        connection.fail(new ConnectionTimeoutError(options.connectTimeout, `${address}:${port} sent nothing after the handshake within connectTimeout (${options.connectTimeout} ms)`));
+      }, options.connectTimeout);
+      live.set(id, { address, port, connection, halfOpenExpiry });
       ack();
       subscriber.next(connection);
     };

@@ -20,6 +20,8 @@ export interface ProtocolOptions {
   maxMessageSize?: number;
   /** How long a gap in the sequence may last before REPEAT asks for it, in ms. Default 5, at most deliveryTimeout / 4. */
   repeatDelay?: number;
+  /** Bytes of messages queued or unacknowledged beyond which `send()` and `send$` refuse more. Default 64 MiB. */
+  maxBufferedBytes?: number;
   /** Where time comes from. Default: a real-time scheduler with sub-millisecond `now()`. */
   scheduler?: SchedulerLike;
 }
@@ -35,6 +37,7 @@ export const DEFAULTS: ResolvedProtocolOptions = {
   receiveWindow: 1024,
   maxMessageSize: 16 * 1024 * 1024,
   repeatDelay: 5,
+  maxBufferedBytes: 64 * 1024 * 1024,
 };
 
 function integer(name: string, value: number, min: number, max: number): number {
@@ -60,6 +63,7 @@ export function resolveProtocolOptions(options: ProtocolOptions = {}): ResolvedP
       integer('repeatDelay', o.repeatDelay, 0, 600_000),
       Math.max(1, Math.floor(deliveryTimeout / 4)),
     ),
+    maxBufferedBytes: integer('maxBufferedBytes', o.maxBufferedBytes, 1, Number.MAX_SAFE_INTEGER),
   };
 }
 

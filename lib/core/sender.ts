@@ -44,6 +44,8 @@ export class Sender {
   private peerCumulative: number;
   private peerWindow: number;
   private probeSent = false;
+  /** Completion callbacks of messages acknowledged during the current ack, run once its state is consistent. */
+  private readonly acknowledgedMessages: (() => void)[] = [];
   bufferedBytes = 0;
 
   constructor(
@@ -54,6 +56,8 @@ export class Sender {
     private readonly congestion: CongestionController,
     private readonly stats: ConnectionCounters,
     private readonly transmit: (packet: DataPacket) => void,
+    /** Told of every resend and its cause (for `events$`). */
+    private readonly onResend: (packet: DataPacket, cause: 'timeout' | 'repeat') => void,
     initialSeq = 0,
     initialBatch = 0,
   ) {
@@ -159,6 +163,10 @@ export class Sender {
     if (newlyAcked === 0) return true;
     if (sample !== undefined) this.rtt.sample(now - sample.lastSentAt);
     this.congestion.onAcked(newlyAcked, now);
+    if (this.acknowledgedMessages.length > 0) {
+      const callbacks = this.acknowledgedMessages.splice(0);
+      for (const callback of callbacks) callback();
+    }
     return true;
   }
 
@@ -171,6 +179,7 @@ export class Sender {
         if (!this.mayResend(e.seq)) return;
         this.stats.repeatsAnswered++;
         this.resend(e, now, e.timeouts);
+        this.onResend(e, 'repeat');
       });
     }
     if (lossAt > -Infinity) this.congestion.onLoss(lossAt, now);
@@ -185,8 +194,10 @@ export class Sender {
       if (e === undefined || e.deadline > now) continue;
       if (e.lastSentAt > lossAt) lossAt = e.lastSentAt;
       if (e.timeouts > 0) persistent = true;
-      if (this.mayResend(e.seq)) this.resend(e, now, e.timeouts + 1);
-      else e.deadline = now + this.rtt.backedOff(e.timeouts);
+      if (this.mayResend(e.seq)) {
+        this.resend(e, now, e.timeouts + 1);
+        this.onResend(e, 'timeout');
+      } else e.deadline = now + this.rtt.backedOff(e.timeouts);
     }
     if (lossAt === -Infinity) return;
     this.probeSent = false;
@@ -234,7 +245,7 @@ export class Sender {
     const message = e.message;
     if (--message.unacked === 0) {
       this.bufferedBytes -= message.size;
-      message.onAcked?.();
+      if (message.onAcked !== undefined) this.acknowledgedMessages.push(message.onAcked);
     }
   }
 

@@ -250,7 +250,8 @@ class VirtualSocket implements DatagramSocket {
 }
 
 export class VirtualNetwork {
-  private readonly scheduler: SchedulerLike;
+  /** The scheduler the network (and the endpoints made on it) run on. */
+  readonly scheduler: SchedulerLike;
   private readonly seed: number;
   private readonly maxDatagramSize: number;
   private defaultImpairment: NormalizedImpairment;

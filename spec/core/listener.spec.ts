@@ -127,6 +127,34 @@ describe('listener', () => {
     const sent: Packet[] = [];
     t.network.traffic$.subscribe((e) => sent.push(decode(e.data) as Packet));
     t.close();
-    expect(sent).toEqual([{ type: PacketType.Close, connectionId: 1, reason: 4, text: 'listener shutting down' }]);
+    const close = { type: PacketType.Close, connectionId: 1, reason: 4, text: 'listener shutting down' };
+    expect(sent).toEqual([close, close]);
+  });
+});
+
+describe('listener: half-open connections', () => {
+  it('expires a connection whose peer sends nothing after CONNECT_ACK within connectTimeout, silently, freeing its slot', () => {
+    const scheduler = new VirtualTimeScheduler(VirtualAction, Infinity);
+    const network = new VirtualNetwork({ scheduler });
+    const ended: string[] = [];
+    const sub = listen({ host: LISTENER, port: PORT, scheduler, connectTimeout: 1000, pingInterval: 10_000, maxConnections: 1, socketFactory: network.socketFactory(LISTENER) }).subscribe((c) =>
+      c.messages$.subscribe({ error: (e: Error) => ended.push(`${e.name} at ${scheduler.now()}`) }),
+    );
+    const sent: Packet[] = [];
+    let raw: DatagramSocket | undefined;
+    sub.add(network.socketFactory('10.0.0.1')({ type: 'udp4' }).subscribe((s) => (raw = s)));
+    sub.add(raw!.datagrams$.subscribe((d) => sent.push(decode(d.data) as Packet)));
+    raw!.send(encode(connectPacket(1, 1)), PORT, LISTENER);
+    scheduler.schedule(() => raw!.send(encode(connectPacket(2, 2)), PORT, LISTENER), 500); // refused: the slot is taken
+    scheduler.schedule(() => raw!.send(encode(connectPacket(3, 3)), PORT, LISTENER), 1500); // accepted: the half-open one expired
+    scheduler.maxFrames = 1600;
+    scheduler.flush();
+    expect(ended).toEqual(['ConnectionTimeoutError at 1000']);
+    expect(sent.map((p) => [p.type, p.connectionId])).toEqual([
+      [PacketType.ConnectAck, 1],
+      [PacketType.Close, 2],
+      [PacketType.ConnectAck, 3],
+    ]);
+    sub.unsubscribe();
   });
 });

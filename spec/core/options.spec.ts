@@ -13,6 +13,7 @@ describe('options', () => {
       receiveWindow: 1024,
       maxMessageSize: 16 * 1024 * 1024,
       repeatDelay: 5,
+      maxBufferedBytes: 64 * 1024 * 1024,
     });
     expect(resolveProtocolOptions({})).toEqual(DEFAULTS);
   });
@@ -29,6 +30,7 @@ describe('options', () => {
     ['receiveWindow', 65536],
     ['maxMessageSize', -1],
     ['repeatDelay', -5],
+    ['maxBufferedBytes', 0],
   ])('rejects %s = %p with an error naming the option', (name, value) => {
     const attempt = (): unknown => resolveProtocolOptions({ [name]: value });
     expect(attempt).toThrow(InvalidOptionError);
