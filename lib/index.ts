@@ -1,7 +1,7 @@
 /** rx-rudp: reliable messages over UDP, with RxJS streams. */
 export { listen, type ListenOptions } from './api/listen';
 export { connect, type ConnectOptions } from './api/connect';
-export type { Connection, ConnectionState, CloseInfo, RemoteAddress } from './core/connection';
+export type { Connection, ConnectionEvent, ConnectionState, CloseInfo, RemoteAddress } from './core/connection';
 export type { ConnectionStats, ConnectionCounters } from './core/stats';
 export type { EndpointStats } from './core/endpoint';
 export { DEFAULTS, type ProtocolOptions } from './core/options';
@@ -15,6 +15,7 @@ export {
   ProtocolError,
   MessageTooLargeError,
   InvalidOptionError,
+  SendBufferFullError,
 } from './core/errors';
 export { CloseReason } from './wire/packet';
 export { realTimeScheduler } from './node/scheduler';
