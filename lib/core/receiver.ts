@@ -44,7 +44,8 @@ const REORDER_THRESHOLD = 3;
  */
 export class Receiver {
   cumulative: number;
-  private readonly store: (DataPacket | undefined)[];
+  /** Packets beyond the cumulative point, at `seq & mask`; allocated on the first out-of-order packet (idle connections stay small). */
+  private store: (DataPacket | undefined)[] | undefined;
   private readonly mask: number;
   private readonly blocks: Block[] = [];
   private arrivals = 0;
@@ -64,7 +65,6 @@ export class Receiver {
     this.expectedBatch = initialBatch;
     let capacity = 1;
     while (capacity < limits.receiveWindow) capacity *= 2;
-    this.store = new Array(capacity);
     this.mask = capacity - 1;
   }
 
@@ -86,9 +86,10 @@ export class Receiver {
       this.arrivals++;
       return this.drainInOrder() ? DataOutcome.New : DataOutcome.Violation;
     }
+    const store = (this.store ??= new Array<DataPacket | undefined>(this.mask + 1));
     const slot = packet.seq & this.mask;
-    if (this.store[slot] !== undefined) return DataOutcome.Duplicate;
-    this.store[slot] = packet;
+    if (store[slot] !== undefined) return DataOutcome.Duplicate;
+    store[slot] = packet;
     this.arrivals++;
     this.insertBlock(packet.seq, now);
     return DataOutcome.New;
@@ -136,7 +137,7 @@ export class Receiver {
 
   /** Releases buffered packets (the connection closed). */
   clear(): void {
-    this.store.fill(undefined);
+    this.store = undefined;
     this.blocks.length = 0;
     this.parts = [];
     this.partsBytes = 0;
@@ -173,9 +174,9 @@ export class Receiver {
     this.blocks.shift();
     for (let seq = first.start; ; seq = seqAdd(seq, 1)) {
       const slot = seq & this.mask;
-      const packet = this.store[slot];
+      const packet = this.store?.[slot];
       if (packet === undefined) return true; // cleared: the application closed during delivery
-      this.store[slot] = undefined;
+      this.store![slot] = undefined;
       if (!this.consume(packet)) return false;
       if (seq === first.end) return true;
     }
