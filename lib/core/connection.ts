@@ -18,6 +18,7 @@ import { ConnectionClosedError, ConnectionTimeoutError, MessageTooLargeError, Pr
 import { heartbeat } from './heartbeat';
 import type { ResolvedProtocolOptions } from './options';
 import { DataOutcome, Receiver } from './receiver';
+import { REDUNDANCY_MEMORY_MS, REDUNDANT_PACKET_MAX_SIZE, SmallPacketRedundancy } from './redundancy';
 import { RttEstimator } from './rtt';
 import { Sender } from './sender';
 import { emptyCounters, type ConnectionCounters, type ConnectionStats } from './stats';
@@ -161,7 +162,7 @@ export class ConnectionCore implements Connection {
     this.maxDirectSize = datagramSize - HEADER_SIZE;
     this.maxBufferedBytes = options.maxBufferedBytes;
     this.rtt = new RttEstimator(options.deliveryTimeout);
-    this.congestion = params.congestion ?? new NewReno(65535);
+    this.congestion = params.congestion ?? new NewReno(datagramSize, 65535 * datagramSize);
     this.sender = new Sender(
       this.id,
       datagramSize - DATA_HEADER_SIZE,
@@ -173,6 +174,7 @@ export class ConnectionCore implements Connection {
       (packet, cause) => {
         if (this.eventsSubject.observed) this.eventsSubject.next({ type: 'retransmit', time: this.scheduler.now(), seq: packet.seq, cause });
       },
+      options.redundancy === 'auto' ? new SmallPacketRedundancy(REDUNDANT_PACKET_MAX_SIZE, REDUNDANCY_MEMORY_MS) : undefined,
       params.initialSeq,
       params.initialBatch,
     );
@@ -229,6 +231,7 @@ export class ConnectionCore implements Connection {
       congestionWindow: this.congestion.window,
       peerWindow: this.sender.window.peer,
       inFlight: this.sender.inFlight,
+      inFlightBytes: this.sender.inFlightBytes,
       bufferedBytes: this.sender.bufferedBytes,
     };
   }
@@ -382,7 +385,7 @@ export class ConnectionCore implements Connection {
     if (this.closeInfo !== undefined) return;
     const { repeatDelay, deliveryTimeout } = this.options;
     // "One round trip" (PROTOCOL.md §6) with the RTO's variance margin: a bare SRTT races the resend under jitter.
-    const reaskAfter = this.rtt.srtt === undefined ? deliveryTimeout / 2 : this.rtt.rto;
+    const reaskAfter = this.rtt.srtt === undefined ? deliveryTimeout / 2 : this.rtt.srtt + this.rtt.rttvar;
     const ranges = this.receiver.takeRepeatRanges(now, repeatDelay, reaskAfter);
     if (ranges.length > 0) {
       this.counters.repeatsSent++;

@@ -1,8 +1,9 @@
-import { PacketType, type DataAckPacket, type DataPacket, type SeqRange } from '../wire/packet';
+import { DATA_HEADER_SIZE, PacketType, type DataAckPacket, type DataPacket, type SeqRange } from '../wire/packet';
 import { seqAdd, seqAfter, seqDiff } from '../wire/serial';
 import { fragment } from '../wire/fragment';
 import type { CongestionController } from './congestion';
 import type { RttEstimator } from './rtt';
+import type { SmallPacketRedundancy } from './redundancy';
 import type { ConnectionCounters } from './stats';
 
 /** A queued message: its packets, and who waits for its acknowledgement. */
@@ -41,6 +42,8 @@ export class Sender {
   private head = 0;
   private oldest: number;
   private unackedCount = 0;
+  /** Wire bytes of unacknowledged DATA packets: what the congestion window limits. */
+  private bytesInFlight = 0;
   private peerCumulative: number;
   private peerWindow: number;
   private probeSent = false;
@@ -58,6 +61,7 @@ export class Sender {
     private readonly transmit: (packet: DataPacket) => void,
     /** Told of every resend and its cause (for `events$`). */
     private readonly onResend: (packet: DataPacket, cause: 'timeout' | 'repeat') => void,
+    private readonly redundancy: SmallPacketRedundancy | undefined,
     initialSeq = 0,
     initialBatch = 0,
   ) {
@@ -75,6 +79,10 @@ export class Sender {
 
   get inFlight(): number {
     return this.unackedCount;
+  }
+
+  get inFlightBytes(): number {
+    return this.bytesInFlight;
   }
 
   get window(): { congestion: number; peer: number } {
@@ -96,10 +104,12 @@ export class Sender {
     while (this.queueHead < this.queue.length) {
       const offset = seqDiff(this.nextSeq, this.peerCumulative);
       const zeroWindowProbe = this.peerWindow === 0 && offset === 0 && !this.probeSent;
-      if (!zeroWindowProbe && (offset >= this.peerWindow || this.unackedCount >= this.congestion.window)) return;
-      if (zeroWindowProbe) this.probeSent = true;
       const message = this.queue[this.queueHead]!;
       const index = this.fragmentIndex;
+      const size = DATA_HEADER_SIZE + message.payloads[index]!.length;
+      const congested = this.bytesInFlight > 0 && this.bytesInFlight + size > this.congestion.window;
+      if (!zeroWindowProbe && (offset >= this.peerWindow || congested)) return;
+      if (zeroWindowProbe) this.probeSent = true;
       const entry: InFlight = {
         type: PacketType.Data,
         connectionId: this.connectionId,
@@ -124,9 +134,14 @@ export class Sender {
       }
       this.entries.push(entry);
       this.unackedCount++;
+      this.bytesInFlight += size;
       this.nextSeq = seqAdd(this.nextSeq, 1);
       this.stats.dataPacketsSent++;
       this.transmit(entry);
+      if (this.queueHead === this.queue.length && this.redundancy?.duplicate(size, now)) {
+        this.stats.redundantSends++;
+        this.transmit(entry);
+      }
     }
   }
 
@@ -152,7 +167,7 @@ export class Sender {
     let newlyAcked = 0;
     let sample: InFlight | undefined;
     const released = (e: InFlight): void => {
-      newlyAcked++;
+      newlyAcked += DATA_HEADER_SIZE + e.payload.length;
       if (e.transmissions === 1 && (sample === undefined || seqAfter(e.seq, sample.seq))) sample = e;
     };
     // An older, reordered ack has a cumulative below ours: it releases nothing below it.
@@ -172,6 +187,7 @@ export class Sender {
 
   /** REPEAT: resend the named packets still unacknowledged, now; a loss signal, not a timeout. */
   onRepeat(ranges: readonly SeqRange[], now: number): void {
+    this.redundancy?.onLoss(now);
     let lossAt = -Infinity;
     for (const range of ranges) {
       this.forEachInRange(range, (e) => {
@@ -180,9 +196,14 @@ export class Sender {
         this.stats.repeatsAnswered++;
         this.resend(e, now, e.timeouts);
         this.onResend(e, 'repeat');
+        // The peer is waiting on this one: a lost resend would cost another round trip.
+        if (this.redundancy?.duplicate(DATA_HEADER_SIZE + e.payload.length, now)) {
+          this.stats.redundantSends++;
+          this.transmit(e);
+        }
       });
     }
-    if (lossAt > -Infinity) this.congestion.onLoss(lossAt, now);
+    if (lossAt !== -Infinity) this.congestion.onLoss(lossAt, now);
   }
 
   /** The deadline fired: resend every packet whose timeout passed, each with its own back-off. */
@@ -214,6 +235,7 @@ export class Sender {
     this.queue.length = 0;
     this.queueHead = 0;
     this.unackedCount = 0;
+    this.bytesInFlight = 0;
     this.bufferedBytes = 0;
   }
 
@@ -241,6 +263,7 @@ export class Sender {
     if (e === undefined) return;
     this.entries[at] = undefined;
     this.unackedCount--;
+    this.bytesInFlight -= DATA_HEADER_SIZE + e.payload.length;
     released(e);
     const message = e.message;
     if (--message.unacked === 0) {

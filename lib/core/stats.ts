@@ -8,6 +8,8 @@ export interface ConnectionCounters {
   dataPacketsReceived: number;
   /** DATA packets sent again (after a timeout or a REPEAT). */
   retransmissions: number;
+  /** Extra copies of small DATA packets sent at once while the sender had nothing else to send. */
+  redundantSends: number;
   /** Resends caused by the peer's REPEAT requests. */
   repeatsAnswered: number;
   /** REPEAT packets we sent for gaps in the peer's sequence. */
@@ -29,11 +31,14 @@ export interface ConnectionStats extends ConnectionCounters {
   rtt: number | undefined;
   /** Current retransmission timeout in ms. */
   rto: number;
+  /** Congestion window, in bytes on the wire. */
   congestionWindow: number;
   /** The peer's last advertised receive window, in packets. */
   peerWindow: number;
   /** DATA packets sent and not yet acknowledged. */
   inFlight: number;
+  /** Wire bytes of those packets (what the congestion window limits). */
+  inFlightBytes: number;
   /** Bytes of messages queued or in flight, not yet acknowledged. */
   bufferedBytes: number;
 }
@@ -48,6 +53,7 @@ export function emptyCounters(): ConnectionCounters {
     dataPacketsReceived: 0,
     retransmissions: 0,
     repeatsAnswered: 0,
+    redundantSends: 0,
     repeatsSent: 0,
     duplicatesReceived: 0,
     droppedDatagrams: 0,

@@ -41,6 +41,11 @@ export interface LinkImpairment {
   /** Extra hold-back for reordered datagrams, ms. Default `delay + floor(jitter) + 1`. */
   readonly reorderDelay?: number;
   /**
+   * Keep each direction first-in first-out despite jitter, as a real queue does: a datagram never
+   * arrives before one sent earlier on the same direction (it waits for it). Default false.
+   */
+  readonly fifo?: boolean;
+  /**
    * Deterministic drop: called for every datagram on the link with its 0-based index on that
    * direction (host pair); returning true drops it (counted as `dropped`, fate 'lost').
    */
@@ -115,6 +120,7 @@ interface NormalizedImpairment {
   readonly duplicate: number;
   readonly reorder: number;
   readonly reorderDelay: number;
+  readonly fifo: boolean;
   readonly drop: ((datagram: WireDatagram, index: number) => boolean) | undefined;
 }
 
@@ -133,6 +139,8 @@ interface Link {
   /** Set by setLink; undefined = follow the network default. */
   override: NormalizedImpairment | undefined;
   index: number;
+  /** Arrival time of the latest first copy scheduled on this direction (for `fifo`). */
+  lastArrival: number;
   readonly counters: MutableCounters;
 }
 
@@ -169,6 +177,7 @@ function normalize(impairment: LinkImpairment): NormalizedImpairment {
     duplicate: probability('duplicate', impairment.duplicate),
     reorder: probability('reorder', impairment.reorder),
     reorderDelay: duration('reorderDelay', impairment.reorderDelay) ?? delay + jitter + 1,
+    fifo: impairment.fifo === true,
     drop: impairment.drop,
   };
 }
@@ -371,6 +380,7 @@ export class VirtualNetwork {
         random: new Random(deriveSeed(this.seed, linkKey(from, to))),
         override: undefined,
         index: 0,
+        lastArrival: -Infinity,
         counters: zeroCounters(),
       };
       host.links.set(to, link);
@@ -477,6 +487,10 @@ export class VirtualNetwork {
     } else {
       const sender: Datagram = { data: copy, address: host.address, port: socket.port };
       first = imp.delay + Math.floor(uJitter * imp.jitterSpan) + (uReorder < imp.reorder ? imp.reorderDelay : 0);
+      if (imp.fifo) {
+        first = Math.max(first, link.lastArrival - now);
+        link.lastArrival = now + first;
+      }
       this.schedule(link, sender, address, port, first);
       if (uDuplicate < imp.duplicate) {
         link.counters.duplicated++;

@@ -14,6 +14,7 @@ describe('options', () => {
       maxMessageSize: 16 * 1024 * 1024,
       repeatDelay: 5,
       maxBufferedBytes: 64 * 1024 * 1024,
+      redundancy: 'auto',
     });
     expect(resolveProtocolOptions({})).toEqual(DEFAULTS);
   });
@@ -31,6 +32,7 @@ describe('options', () => {
     ['maxMessageSize', -1],
     ['repeatDelay', -5],
     ['maxBufferedBytes', 0],
+    ['redundancy', 'always'],
   ])('rejects %s = %p with an error naming the option', (name, value) => {
     const attempt = (): unknown => resolveProtocolOptions({ [name]: value });
     expect(attempt).toThrow(InvalidOptionError);
