@@ -46,7 +46,12 @@ export function connect(options: ConnectOptions, hooks: ConnectTestHooks = {}): 
   return resolveHost(options.host).pipe(
     switchMap((remote) =>
       useResource(
-        factory({ type: remote.type, ...(options.localAddress === undefined ? {} : { address: options.localAddress }), port: options.localPort ?? 0 }),
+        factory({
+          type: remote.type,
+          ...(options.localAddress === undefined ? {} : { address: options.localAddress }),
+          port: options.localPort ?? 0,
+          peer: { address: remote.address, port },
+        }),
         (socket) => openConnection(socket, { address: remote.address, port, options: protocol, scheduler, stats: emptyEndpointStats(), ...hooks }),
       ),
     ),

@@ -1,5 +1,6 @@
 import { decode, encode } from '../wire/codec';
 import { isDecodeError, type Packet } from '../wire/packet';
+import { ConnectionClosedError } from './errors';
 import type { Datagram, DatagramSocket } from './transport';
 
 /** What an endpoint (listener or starter socket) counts before any connection sees a datagram. */
@@ -30,10 +31,20 @@ export function decodeDatagram(datagram: Datagram, maxDatagramSize: number, stat
   return packet;
 }
 
-/** A function that encodes a packet and sends it to one peer; returns the datagram's size. */
-export function transmitter(socket: DatagramSocket, address: string, port: number, stats: EndpointStats): (packet: Packet) => number {
-  const onError = (): void => {
+/**
+ * A function that encodes a packet and sends it to one peer; returns the datagram's size.
+ * Send failures are counted, then handed to `onFailure` (which decides whether they are fatal).
+ */
+export function transmitter(
+  socket: DatagramSocket,
+  address: string,
+  port: number,
+  stats: EndpointStats,
+  onFailure?: (error: Error) => void,
+): (packet: Packet) => number {
+  const onError = (error: Error): void => {
     stats.sendErrors++;
+    onFailure?.(error);
   };
   return (packet) => {
     const bytes = encode(packet);
@@ -48,4 +59,17 @@ export function randomNonZero32(): number {
   do globalThis.crypto.getRandomValues(word);
   while (word[0] === 0);
   return word[0]!;
+}
+
+/** A Node-style error code (`EMSGSIZE`, `ECONNREFUSED`, …), if the error has one. */
+export function errorCode(error: Error): string | undefined {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** EMSGSIZE: every DATA of this size would fail the same way, so the connection cannot go on. */
+export function datagramTooLarge(error: Error, maxDatagramSize: number): ConnectionClosedError {
+  return new ConnectionClosedError(
+    `sending failed (${error.message}): datagrams of up to ${maxDatagramSize} bytes do not fit this path; lower maxDatagramSize (1200 is safe everywhere)`,
+  );
 }

@@ -2,7 +2,7 @@ import { Observable, type SchedulerLike, type Subscription } from 'rxjs';
 import { CloseReason, PacketType, type ConnectPacket, type Packet } from '../wire/packet';
 import { ConnectionCore } from './connection';
 import { Deadline } from './deadline';
-import { decodeDatagram, transmitter, type EndpointStats } from './endpoint';
+import { datagramTooLarge, decodeDatagram, errorCode, transmitter, type EndpointStats } from './endpoint';
 import { ConnectionClosedError, ConnectionTimeoutError } from './errors';
 import type { ResolvedProtocolOptions } from './options';
 import type { Datagram, DatagramSocket } from './transport';
@@ -89,7 +89,9 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
         scheduler,
         peerMaxDatagramSize: connect.maxDatagramSize,
         peerReceiveWindow: connect.receiveWindow,
-        transmit: transmitter(socket, address, port, stats),
+        transmit: transmitter(socket, address, port, stats, (error) => {
+          if (errorCode(error) === 'EMSGSIZE') connection.fail(datagramTooLarge(error, options.maxDatagramSize));
+        }),
         onClosed: (info) => {
           live.get(id)?.halfOpenExpiry.unsubscribe();
           live.delete(id);
@@ -160,3 +162,4 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
     };
   });
 }
+

@@ -1,8 +1,8 @@
 import { Observable, Subject, type SchedulerLike } from 'rxjs';
 import { PacketType, type ClosePacket, type ConnectAckPacket, type ConnectPacket } from '../wire/packet';
 import { ConnectionCore } from './connection';
-import { decodeDatagram, randomNonZero32, transmitter, type EndpointStats } from './endpoint';
-import { ConnectionClosedError } from './errors';
+import { datagramTooLarge, decodeDatagram, errorCode, randomNonZero32, transmitter, type EndpointStats } from './endpoint';
+import { ConnectionClosedError, ConnectionRefusedError } from './errors';
 import { handshake } from './handshake';
 import type { ResolvedProtocolOptions } from './options';
 import type { DatagramSocket } from './transport';
@@ -28,7 +28,18 @@ export function openConnection(socket: DatagramSocket, config: StarterConfig): O
   const { address, port, options, scheduler, stats } = config;
   return new Observable<ConnectionCore>((subscriber) => {
     const connectionId = config.connectionId ?? randomNonZero32();
-    const send = transmitter(socket, address, port, stats);
+    const send = transmitter(socket, address, port, stats, (error) => {
+      const code = errorCode(error);
+      if (code === 'EMSGSIZE') {
+        const failure = datagramTooLarge(error, options.maxDatagramSize);
+        if (connection !== undefined) connection.fail(failure);
+        else subscriber.error(failure);
+      } else if (code === 'ECONNREFUSED' && connection === undefined) {
+        // ICMP port unreachable while connecting: nothing listens there (RFC 1122 treats it as
+        // hard only before the connection is up; afterwards the pings decide).
+        subscriber.error(new ConnectionRefusedError(`nothing is listening at ${address}:${port} (port unreachable); start the listener or check the port`));
+      }
+    });
     const replies$ = new Subject<ConnectAckPacket | ClosePacket>();
     let connection: ConnectionCore | undefined;
 

@@ -32,6 +32,11 @@ export interface BindOptions {
   readonly address?: string;
   /** Local port; 0 (the default) picks a free one. */
   readonly port?: number;
+  /**
+   * The one peer this socket talks to (a starter's listener). A transport MAY then filter other
+   * sources and report the peer's unreachability (ICMP) as send errors; sends still name the peer.
+   */
+  readonly peer?: { readonly address: string; readonly port: number };
 }
 
 /**

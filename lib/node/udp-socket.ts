@@ -40,10 +40,17 @@ export const udpSocketFactory: SocketFactory = (options: BindOptions) =>
     socket.on('error', (error: Error) => {
       if (closed) return;
       if (!bound) subscriber.error(bindError(options.type, address, port, error));
+      // On a connected socket the kernel reports ICMP port unreachable on receive: it concerns
+      // the peer, not the socket, so it goes where send errors go.
+      else if (peer !== undefined && (error as NodeJS.ErrnoException).code === 'ECONNREFUSED') lastOnError?.(error);
       else datagrams.error(error);
     });
 
-    socket.once('listening', () => {
+    // A starter's socket is connected to its one peer: the kernel then drops other sources, sends
+    // skip the per-datagram address lookup, and ICMP port unreachable comes back as ECONNREFUSED.
+    const peer = options.peer;
+    let lastOnError: ((error: Error) => void) | undefined;
+    const ready = (): void => {
       if (closed) return;
       bound = true;
       trySetBufferSizes(socket);
@@ -51,10 +58,20 @@ export const udpSocketFactory: SocketFactory = (options: BindOptions) =>
       subscriber.next({
         datagrams$: datagrams.asObservable(),
         send: (data, toPort, toAddress, onError) => {
-          if (send(socket, data, toPort, toAddress, onError, sent)) pendingSends++;
+          lastOnError = onError;
+          if (send(socket, data, peer === undefined ? toPort : undefined, toAddress, onError, sent)) pendingSends++;
         },
         address: () => local,
       });
+    };
+    socket.once('listening', () => {
+      if (closed) return;
+      if (peer === undefined) return ready();
+      try {
+        socket.connect(peer.port, peer.address, ready);
+      } catch (error) {
+        subscriber.error(bindError(options.type, address, port, toError(error)));
+      }
     });
 
     try {
@@ -85,16 +102,18 @@ function closeSocket(socket: Socket): void {
 function send(
   socket: Socket,
   data: Uint8Array,
-  port: number,
+  port: number | undefined,
   address: string,
   onError: ((error: Error) => void) | undefined,
   done: () => void,
 ): boolean {
+  const callback = (error: Error | null): void => {
+    if (error && onError) onError(error);
+    done();
+  };
   try {
-    socket.send(data, port, address, (error) => {
-      if (error && onError) onError(error);
-      done();
-    });
+    if (port === undefined) socket.send(data, callback);
+    else socket.send(data, port, address, callback);
     return true;
   } catch (error) {
     // Closed socket (ERR_SOCKET_DGRAM_NOT_RUNNING), invalid port, …: reported, never thrown.
