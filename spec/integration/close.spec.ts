@@ -80,22 +80,21 @@ test('completing send$ after queuing a 1 MiB message delivers it, then closes no
   expect(client.conn.stats.bufferedBytes).toBe(0);
 });
 
-test('connect() to a port with nothing listening errors with ConnectTimeoutError after connectTimeout', async () => {
-  // A port that was free a moment ago: bind one, note it, close it.
-  const probe = createSocket('udp4');
-  await new Promise<void>((resolve) => probe.bind(0, '127.0.0.1', resolve));
-  const port = probe.address().port;
-  await new Promise<void>((resolve) => probe.close(resolve));
+test('connect() to a peer that never answers errors with ConnectTimeoutError after connectTimeout', async () => {
+  // A socket that swallows every datagram: no answer, and no ICMP refusal either.
+  const blackHole = createSocket('udp4');
+  await new Promise<void>((resolve) => blackHole.bind(0, '127.0.0.1', resolve));
+  resources.defer(() => blackHole.close());
+  const port = blackHole.address().port;
+  let connects = 0;
+  blackHole.on('message', () => void connects++);
 
-  const started = performance.now();
-  const attempt = connectClient(resources, port, { connectTimeout: 300 });
+  const attempt = connectClient(resources, port, { connectTimeout: 300, deliveryTimeout: 100 });
   const error = await within(attempt.then(() => undefined, (e: unknown) => e), 5000, 'connect() failing');
-  const elapsed = performance.now() - started;
   expect(error).toBeInstanceOf(ConnectTimeoutError);
   expect((error as ConnectTimeoutError).timeoutMs).toBe(300);
   expect((error as ConnectTimeoutError).port).toBe(port);
-  expect(elapsed).toBeGreaterThanOrEqual(250);
-  expect(elapsed).toBeLessThan(2000);
+  expect(connects).toBeGreaterThanOrEqual(2); // CONNECT resent every deliveryTimeout until the timeout
 });
 
 test('unsubscribing listen() errors the starter messages$ with ConnectionClosedError, reason 4', async () => {
