@@ -41,4 +41,14 @@ describe('retransmission', () => {
       expectObservable(outgoing$, '^ 200ms !').toBe('a 99ms b 59ms b', { a: 'D0', b: 'D1' });
     });
   });
+
+  it('restarts the timeout on every ack that makes progress (RFC 6298 §5.3), with the current RTO', () => {
+    ts.run(({ hot, cold, expectObservable }) => {
+      // D0 acked at 150 (SRTT 150, RTTVAR 75: RTO = min(200, 450) = 200); D1 is never acked and
+      // times out 200 ms after that ack, not 200 ms after it was sent
+      const { connection, outgoing$ } = harness(ts, quiet, hot('150ms a', { a: ack(1) }));
+      cold('(ab)', { a: Buffer.from('x'), b: Buffer.from('y') }).subscribe((m) => connection.send$.next(m));
+      expectObservable(outgoing$, '^ 400ms !').toBe('(ab) 346ms b', { a: 'D0', b: 'D1' });
+    });
+  });
 });

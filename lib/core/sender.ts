@@ -20,9 +20,10 @@ interface OutgoingMessage {
 interface InFlight extends DataPacket {
   readonly message: OutgoingMessage;
   lastSentAt: number;
+  /** Where its timeout counts from: the last send, or the last timeout it could not be resent at. */
+  timerFrom: number;
   transmissions: number;
   timeouts: number;
-  deadline: number;
 }
 
 /**
@@ -47,6 +48,8 @@ export class Sender {
   private peerCumulative: number;
   private peerWindow: number;
   private probeSent = false;
+  /** When an ack last acknowledged something new: the timeout counts from here too (RFC 6298 §5.3). */
+  private lastProgressAt = -Infinity;
   /** Completion callbacks of messages acknowledged during the current ack, run once its state is consistent. */
   private readonly acknowledgedMessages: (() => void)[] = [];
   bufferedBytes = 0;
@@ -100,7 +103,6 @@ export class Sender {
 
   /** Sends new packets while both windows allow. */
   pump(now: number): void {
-    const rto = this.rtt.rto;
     while (this.queueHead < this.queue.length) {
       const offset = seqDiff(this.nextSeq, this.peerCumulative);
       const zeroWindowProbe = this.peerWindow === 0 && offset === 0 && !this.probeSent;
@@ -120,9 +122,9 @@ export class Sender {
         payload: message.payloads[index]!,
         message,
         lastSentAt: now,
+        timerFrom: now,
         transmissions: 1,
         timeouts: 0,
-        deadline: now + rto,
       };
       if (++this.fragmentIndex === message.payloads.length) {
         this.fragmentIndex = 0;
@@ -145,14 +147,24 @@ export class Sender {
     }
   }
 
-  /** Earliest retransmission deadline among unacknowledged packets (Infinity when none). */
+  /**
+   * Earliest retransmission deadline among unacknowledged packets (Infinity when none). A packet
+   * times out one (backed-off) RTO after the later of its last send and the last ack that made
+   * progress, with the CURRENT RTO: while acks keep coming, a queue that makes the RTT grow, or
+   * the peer pausing a few ms, must not time out a whole window of packets that are on their way.
+   * Holes under a flowing ack stream are the receiver's to report (REPEAT), not the timer's.
+   */
   nextDeadline(): number {
     let earliest = Infinity;
     for (let i = this.head; i < this.entries.length; i++) {
       const e = this.entries[i];
-      if (e !== undefined && e.deadline < earliest) earliest = e.deadline;
+      if (e !== undefined) earliest = Math.min(earliest, this.deadlineOf(e));
     }
     return earliest;
+  }
+
+  private deadlineOf(e: InFlight): number {
+    return Math.max(e.timerFrom, this.lastProgressAt) + this.rtt.backedOff(e.timeouts);
   }
 
   /** Returns false when the ack names packets never sent (a protocol violation). */
@@ -176,6 +188,7 @@ export class Sender {
     for (const range of ack.ranges) this.releaseRange(range, released);
     this.advanceOldest();
     if (newlyAcked === 0) return true;
+    this.lastProgressAt = now;
     if (sample !== undefined) this.rtt.sample(now - sample.lastSentAt);
     this.congestion.onAcked(newlyAcked, now);
     if (this.acknowledgedMessages.length > 0) {
@@ -212,13 +225,13 @@ export class Sender {
     let persistent = false;
     for (let i = this.head; i < this.entries.length; i++) {
       const e = this.entries[i];
-      if (e === undefined || e.deadline > now) continue;
+      if (e === undefined || this.deadlineOf(e) > now) continue;
       if (e.lastSentAt > lossAt) lossAt = e.lastSentAt;
       if (e.timeouts > 0) persistent = true;
       if (this.mayResend(e.seq)) {
         this.resend(e, now, e.timeouts + 1);
         this.onResend(e, 'timeout');
-      } else e.deadline = now + this.rtt.backedOff(e.timeouts);
+      } else e.timerFrom = now; // outside the peer's window: wait another timeout
     }
     if (lossAt === -Infinity) return;
     this.probeSent = false;
@@ -252,7 +265,7 @@ export class Sender {
     e.transmissions++;
     e.timeouts = timeouts;
     e.lastSentAt = now;
-    e.deadline = now + this.rtt.backedOff(timeouts);
+    e.timerFrom = now;
     this.stats.retransmissions++;
     this.transmit(e);
   }
