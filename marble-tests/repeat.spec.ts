@@ -1,5 +1,5 @@
 import { TestScheduler } from 'rxjs/testing';
-import { data, harness, repeat } from './harness';
+import { ack, data, harness, repeat } from './harness';
 
 const quiet = { pingInterval: 1_000_000, deliveryTimeout: 200, repeatDelay: 5 };
 
@@ -35,6 +35,23 @@ describe('repeat requests', () => {
       cold('(abc)', { a: Buffer.from('a'), b: Buffer.from('b'), c: Buffer.from('c') }).subscribe((m) => connection.send$.next(m));
       // resent at 50; their timeouts restart from 50 with the same RTO (200), D0 times out at 200
       expectObservable(outgoing$, '^ 260ms !').toBe('(abc) 45ms (bc) 146ms a 49ms (bc)', { a: 'D0', b: 'D1', c: 'D2' });
+    });
+  });
+
+  it('resends a packet overtaken by a later one that the peer acknowledged (RACK-style), without waiting for REPEAT', () => {
+    ts.run(({ hot, cold, expectObservable }) => {
+      // D0 at 0, D1 at 30; the ack at 60 confirms D1 only: D1's RTT is 30, D0 left 30 ms before D1 (> RTT / 4)
+      const { connection, outgoing$ } = harness(ts, quiet, hot('60ms a', { a: ack(0, [{ start: 1, end: 1 }]) }));
+      cold('a 29ms b', { a: Buffer.from('a'), b: Buffer.from('b') }).subscribe((m) => connection.send$.next(m));
+      expectObservable(outgoing$, '^ 100ms !').toBe('a 29ms b 29ms a', { a: 'D0', b: 'D1' });
+    });
+  });
+
+  it('does not resend a packet sent just before the acknowledged one (could be reordering)', () => {
+    ts.run(({ hot, cold, expectObservable }) => {
+      const { connection, outgoing$ } = harness(ts, quiet, hot('60ms a', { a: ack(0, [{ start: 1, end: 1 }]) }));
+      cold('(ab)', { a: Buffer.from('a'), b: Buffer.from('b') }).subscribe((m) => connection.send$.next(m));
+      expectObservable(outgoing$, '^ 100ms !').toBe('(ab)', { a: 'D0', b: 'D1' });
     });
   });
 });

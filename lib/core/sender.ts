@@ -178,8 +178,10 @@ export class Sender {
     }
     let newlyAcked = 0;
     let sample: InFlight | undefined;
+    let deliveredSentAt = -Infinity;
     const released = (e: InFlight): void => {
       newlyAcked += DATA_HEADER_SIZE + e.payload.length;
+      if (e.lastSentAt > deliveredSentAt) deliveredSentAt = e.lastSentAt;
       if (e.transmissions === 1 && (sample === undefined || seqAfter(e.seq, sample.seq))) sample = e;
     };
     // An older, reordered ack has a cumulative below ours: it releases nothing below it.
@@ -191,11 +193,45 @@ export class Sender {
     this.lastProgressAt = now;
     if (sample !== undefined) this.rtt.sample(now - sample.lastSentAt);
     this.congestion.onAcked(newlyAcked, now);
+    if (ack.ranges.length > 0) this.resendOvertaken(ack.ranges[0]!.start, deliveredSentAt, now);
     if (this.acknowledgedMessages.length > 0) {
       const callbacks = this.acknowledgedMessages.splice(0);
       for (const callback of callbacks) callback();
     }
     return true;
+  }
+
+  /**
+   * Time-based loss detection in the spirit of RACK (RFC 8985), kept to the first hole: a packet
+   * below the first acknowledged block that was sent a quarter RTT or more before a packet this
+   * ack just confirmed was overtaken, so it is lost. Resending now saves the receiver's REPEAT
+   * delay, and catches a lost resend a round trip before the receiver would ask again.
+   */
+  private resendOvertaken(holeEnd: number, deliveredSentAt: number, now: number): void {
+    const threshold = deliveredSentAt - (this.rtt.srtt ?? 0) / 4;
+    const end = Math.min(seqDiff(holeEnd, this.oldest), this.span);
+    if (end >= 2 ** 31) return;
+    let lossAt = -Infinity;
+    for (let i = 0; i < end; i++) {
+      const e = this.entries[this.head + i];
+      if (e === undefined || e.lastSentAt >= threshold || !this.mayResend(e.seq)) continue;
+      if (e.lastSentAt > lossAt) lossAt = e.lastSentAt;
+      this.resendLost(e, now);
+    }
+    if (lossAt === -Infinity) return;
+    this.redundancy?.onLoss(now);
+    this.congestion.onLoss(lossAt, now);
+  }
+
+  /** Resends a packet known lost (REPEAT, or overtaken): at once, no back-off, twice if redundancy is on. */
+  private resendLost(e: InFlight, now: number): void {
+    this.resend(e, now, e.timeouts);
+    this.onResend(e, 'repeat');
+    // The peer is waiting on this one: a lost resend would cost another round trip.
+    if (this.redundancy?.duplicate(DATA_HEADER_SIZE + e.payload.length, now)) {
+      this.stats.redundantSends++;
+      this.transmit(e);
+    }
   }
 
   /** REPEAT: resend the named packets still unacknowledged, now; a loss signal, not a timeout. */
@@ -205,15 +241,10 @@ export class Sender {
     for (const range of ranges) {
       this.forEachInRange(range, (e) => {
         if (e.lastSentAt > lossAt) lossAt = e.lastSentAt;
-        if (!this.mayResend(e.seq)) return;
+        // Resent within half a round trip (overtaken, or a REPEAT just before): this request crossed it.
+        if (!this.mayResend(e.seq) || now - e.lastSentAt < (this.rtt.srtt ?? 0) / 2) return;
         this.stats.repeatsAnswered++;
-        this.resend(e, now, e.timeouts);
-        this.onResend(e, 'repeat');
-        // The peer is waiting on this one: a lost resend would cost another round trip.
-        if (this.redundancy?.duplicate(DATA_HEADER_SIZE + e.payload.length, now)) {
-          this.stats.redundantSends++;
-          this.transmit(e);
-        }
+        this.resendLost(e, now);
       });
     }
     if (lossAt !== -Infinity) this.congestion.onLoss(lossAt, now);
