@@ -33,8 +33,9 @@ describe('repeat requests', () => {
     ts.run(({ hot, cold, expectObservable }) => {
       const { connection, outgoing$ } = harness(ts, { ...quiet, redundancy: 'off' }, hot('50ms r', { r: repeat({ start: 1, end: 2 }) }));
       cold('(abc)', { a: Buffer.from('a'), b: Buffer.from('b'), c: Buffer.from('c') }).subscribe((m) => connection.send$.next(m));
-      // resent at 50; their timeouts restart from 50 with the same RTO (200), D0 times out at 200
-      expectObservable(outgoing$, '^ 260ms !').toBe('(abc) 45ms (bc) 146ms a 49ms (bc)', { a: 'D0', b: 'D1', c: 'D2' });
+      // resent at 50; their timeouts restart from 50 with the same RTO (200). At 200 D0 times out:
+      // the earliest due packet goes, with the newest (D2) as a tail probe; at 250 D1 (and D2 again)
+      expectObservable(outgoing$, '^ 260ms !').toBe('(abc) 45ms (bc) 146ms (ac) 46ms (bc)', { a: 'D0', b: 'D1', c: 'D2' });
     });
   });
 

@@ -51,4 +51,22 @@ describe('retransmission', () => {
       expectObservable(outgoing$, '^ 400ms !').toBe('(ab) 346ms b', { a: 'D0', b: 'D1' });
     });
   });
+
+  it('on a timeout resends the earliest packet and the newest as a tail probe, not the whole window', () => {
+    ts.run(({ hot, cold, expectObservable }) => {
+      // D0..D3 at 0, nothing acked: at 200 D0 (earliest) and D3 (tail probe); D1, D2 wait a fresh RTO
+      const { connection, outgoing$ } = harness(ts, quiet, hot(''));
+      cold('(abcd)', { a: Buffer.from('a'), b: Buffer.from('b'), c: Buffer.from('c'), d: Buffer.from('d') }).subscribe((m) => connection.send$.next(m));
+      expectObservable(outgoing$, '^ 300ms !').toBe('(abcd) 194ms (ad)', { a: 'D0', b: 'D1', c: 'D2', d: 'D3' });
+    });
+  });
+
+  it('a packet sent before an acknowledged first transmission and still missing is resent at once', () => {
+    ts.run(({ hot, cold, expectObservable }) => {
+      // D0 at 0, D1 at 40; the ack at 80 confirms D1 only: D0 was overtaken
+      const { connection, outgoing$ } = harness(ts, quiet, hot('80ms a', { a: ack(0, [{ start: 1, end: 1 }]) }));
+      cold('a 39ms b', { a: Buffer.from('a'), b: Buffer.from('b') }).subscribe((m) => connection.send$.next(m));
+      expectObservable(outgoing$, '^ 100ms !').toBe('a 39ms b 39ms a', { a: 'D0', b: 'D1' });
+    });
+  });
 });

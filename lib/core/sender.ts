@@ -181,7 +181,10 @@ export class Sender {
     let deliveredSentAt = -Infinity;
     const released = (e: InFlight): void => {
       newlyAcked += DATA_HEADER_SIZE + e.payload.length;
-      if (e.lastSentAt > deliveredSentAt) deliveredSentAt = e.lastSentAt;
+      // Only packets sent once say WHEN what was delivered left (Karn again): an ack for a resent
+      // packet may confirm its original, and a paused peer's late acks would then make a whole
+      // window look overtaken.
+      if (e.transmissions === 1 && e.lastSentAt > deliveredSentAt) deliveredSentAt = e.lastSentAt;
       if (e.transmissions === 1 && (sample === undefined || seqAfter(e.seq, sample.seq))) sample = e;
     };
     // An older, reordered ack has a cumulative below ours: it releases nothing below it.
@@ -193,7 +196,7 @@ export class Sender {
     this.lastProgressAt = now;
     if (sample !== undefined) this.rtt.sample(now - sample.lastSentAt);
     this.congestion.onAcked(newlyAcked, now);
-    if (ack.ranges.length > 0) this.resendOvertaken(ack.ranges[0]!.start, deliveredSentAt, now);
+    this.resendOvertaken(deliveredSentAt, now);
     if (this.acknowledgedMessages.length > 0) {
       const callbacks = this.acknowledgedMessages.splice(0);
       for (const callback of callbacks) callback();
@@ -202,19 +205,23 @@ export class Sender {
   }
 
   /**
-   * Time-based loss detection in the spirit of RACK (RFC 8985), kept to the first hole: a packet
-   * below the first acknowledged block that was sent a quarter RTT or more before a packet this
-   * ack just confirmed was overtaken, so it is lost. Resending now saves the receiver's REPEAT
-   * delay, and catches a lost resend a round trip before the receiver would ask again.
+   * Time-based loss detection in the spirit of RACK (RFC 8985): a packet still unacknowledged that
+   * was sent a quarter RTT or more before a packet this ack just confirmed was overtaken, so it is
+   * lost. Resending now saves the receiver's REPEAT delay, catches a lost resend a round trip
+   * before the receiver would ask again, and recovers a burst after a timeout's single resend.
+   * The walk stops at the first packet sent once and recently: packets after it left even later.
    */
-  private resendOvertaken(holeEnd: number, deliveredSentAt: number, now: number): void {
+  private resendOvertaken(deliveredSentAt: number, now: number): void {
     const threshold = deliveredSentAt - (this.rtt.srtt ?? 0) / 4;
-    const end = Math.min(seqDiff(holeEnd, this.oldest), this.span);
-    if (end >= 2 ** 31) return;
     let lossAt = -Infinity;
-    for (let i = 0; i < end; i++) {
-      const e = this.entries[this.head + i];
-      if (e === undefined || e.lastSentAt >= threshold || !this.mayResend(e.seq)) continue;
+    for (let i = this.head; i < this.entries.length; i++) {
+      const e = this.entries[i];
+      if (e === undefined) continue;
+      if (e.lastSentAt >= threshold) {
+        if (e.transmissions === 1) break;
+        continue;
+      }
+      if (!this.mayResend(e.seq)) continue;
       if (e.lastSentAt > lossAt) lossAt = e.lastSentAt;
       this.resendLost(e, now);
     }
@@ -250,22 +257,36 @@ export class Sender {
     if (lossAt !== -Infinity) this.congestion.onLoss(lossAt, now);
   }
 
-  /** The deadline fired: resend every packet whose timeout passed, each with its own back-off. */
+  /**
+   * The deadline fired. As RFC 6298 §5.4 says, only the earliest packet whose timeout passed is
+   * resent (with its own doubled timeout); the others start a fresh timeout from now. The newest
+   * unacknowledged packet goes too, as a tail probe (RFC 8985 §7): if a whole burst was lost, its
+   * arrival shows the receiver the gap, and REPEAT brings back the rest at once. Resending every
+   * due packet instead would spray a whole window into the network whenever the peer merely paused.
+   */
   onTimeout(now: number): void {
-    let lossAt = -Infinity;
-    let persistent = false;
+    let earliest: InFlight | undefined;
+    let newest: InFlight | undefined;
     for (let i = this.head; i < this.entries.length; i++) {
       const e = this.entries[i];
-      if (e === undefined || this.deadlineOf(e) > now) continue;
-      if (e.lastSentAt > lossAt) lossAt = e.lastSentAt;
-      if (e.timeouts > 0) persistent = true;
-      if (this.mayResend(e.seq)) {
-        this.resend(e, now, e.timeouts + 1);
-        this.onResend(e, 'timeout');
-      } else e.timerFrom = now; // outside the peer's window: wait another timeout
+      if (e === undefined) continue;
+      newest = e;
+      if (this.deadlineOf(e) > now) continue;
+      if (earliest === undefined) earliest = e;
+      else e.timerFrom = now;
     }
-    if (lossAt === -Infinity) return;
+    if (earliest === undefined) return;
     this.probeSent = false;
+    const lossAt = earliest.lastSentAt;
+    const persistent = earliest.timeouts > 0;
+    if (this.mayResend(earliest.seq)) {
+      this.resend(earliest, now, earliest.timeouts + 1);
+      this.onResend(earliest, 'timeout');
+      if (newest !== earliest && newest !== undefined && this.mayResend(newest.seq)) {
+        this.resend(newest, now, newest.timeouts);
+        this.onResend(newest, 'timeout');
+      }
+    } else earliest.timerFrom = now; // outside the peer's window: wait another timeout
     // A first timeout is often spurious (the RTO sits close to the RTT by PROTOCOL.md §5's formula):
     // treat it as one loss. Only a packet timing out again collapses the window (RFC 9002 §7.6 in spirit).
     if (persistent) this.congestion.onTimeout(now);
