@@ -125,7 +125,13 @@ export class ConnectionCore implements Connection {
   private readonly eventsSubject = new Subject<ConnectionEvent>();
   private readonly bufferedSubject = new BehaviorSubject<number>(0);
   readonly events$ = this.eventsSubject.asObservable();
-  readonly bufferedBytes$ = this.bufferedSubject.asObservable();
+  /** Replays the current value; after the close, 0 (then completes), so late waiters are not left hanging. */
+  readonly bufferedBytes$ = new Observable<number>((subscriber) => {
+    if (this.closeInfo === undefined) return this.bufferedSubject.subscribe(subscriber);
+    subscriber.next(0);
+    subscriber.complete();
+    return undefined;
+  });
   readonly maxBufferedBytes: number;
   readonly messages$ = this.messagesSubject.asObservable();
   readonly direct$ = this.directSubject.asObservable();

@@ -47,6 +47,9 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
   const lingerMs = options.pingInterval * options.pingPacketCount;
   return new Observable<ConnectionCore>((subscriber) => {
     const live = new Map<number, Live>();
+    // Set by the teardown: a connection that finishes closing afterwards (an application that
+    // unsubscribed from inside a close callback) must not re-arm the linger table.
+    let stopped = false;
     const lingering = new Map<number, Lingering>();
     const sweeper = new Deadline(scheduler, (now) => {
       for (const [id, entry] of lingering) {
@@ -95,6 +98,7 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
         onClosed: (info) => {
           live.get(id)?.halfOpenExpiry.unsubscribe();
           live.delete(id);
+          if (stopped) return;
           const until = scheduler.now() + lingerMs;
           lingering.set(id, { address, port, reason: info.reason, until, lastCloseSentAt: info.byPeer ? -Infinity : scheduler.now() });
           sweeper.setIfEarlier(until);
@@ -153,6 +157,7 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
     });
 
     return () => {
+      stopped = true;
       subscription.unsubscribe();
       for (const { connection } of [...live.values()]) {
         connection.abort(CloseReason.ShuttingDown, 'listener shutting down', new ConnectionClosedError('the listener was closed (unsubscribed)', CloseReason.ShuttingDown));

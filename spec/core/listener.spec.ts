@@ -158,3 +158,22 @@ describe('listener: half-open connections', () => {
     sub.unsubscribe();
   });
 });
+
+describe('listener: unsubscribed from inside a close callback', () => {
+  it('leaves no linger timer behind', () => {
+    const scheduler = new VirtualTimeScheduler(VirtualAction, Infinity);
+    const network = new VirtualNetwork({ scheduler });
+    let raw: DatagramSocket | undefined;
+    const rawSub = network.socketFactory('10.0.0.1')({ type: 'udp4' }).subscribe((s) => (raw = s));
+    const server: Subscription = listen({ host: LISTENER, port: PORT, scheduler, pingInterval: 10_000, socketFactory: network.socketFactory(LISTENER) }).subscribe((c) =>
+      c.closed$.subscribe(() => server.unsubscribe()),
+    );
+    raw!.send(encode(connectPacket(1, 1)), PORT, LISTENER);
+    scheduler.schedule(() => raw!.send(encode({ type: PacketType.Close, connectionId: 1, reason: 0, text: '' }), PORT, LISTENER), 10);
+    scheduler.maxFrames = 100;
+    scheduler.flush();
+    rawSub.unsubscribe();
+    expect(server.closed).toBe(true);
+    expect(scheduler.actions).toHaveLength(0); // was: the 50 s linger sweep, re-armed after teardown
+  });
+});
