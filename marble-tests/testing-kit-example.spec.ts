@@ -36,7 +36,7 @@ describe('request/response on the virtual network', () => {
       const network = new VirtualNetwork({ scheduler, default: { delay: 10 } }); // 10 ms each way
       const { server, exchanges$ } = run(network);
       expectObservable(exchanges$).toBe('45ms a 24ms b 24ms c 24ms (d|)', { a: 'ack 1', b: 'HELLO', c: 'ack 2', d: 'WORLD' });
-      scheduler.schedule(() => server.unsubscribe(), 1000);
+      scheduler.schedule(() => server.unsubscribe(), 1000); // stop the listener, so that run() has an end
     });
   });
 

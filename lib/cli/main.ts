@@ -7,6 +7,8 @@ import { InvalidOptionError } from '../index';
 import { runConnect } from './connect';
 import { runDemo } from './demo';
 import { runEcho } from './echo';
+import { runReceive } from './receive';
+import { runSend } from './send';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, describeInvalidOption, warn } from './options';
 
 interface Command {
@@ -19,6 +21,8 @@ interface Command {
 const COMMANDS: Readonly<Record<string, Command>> = {
   echo: { summary: 'run a listener that echoes every message and DIRECT datagram back', run: runEcho },
   connect: { summary: 'connect to a listener: stdin lines out as messages, messages in as stdout lines', run: runConnect },
+  send: { summary: 'send files to a receiver: streamed, SHA-256 verified, with progress', run: runSend },
+  receive: { summary: 'receive files from senders into a directory, SHA-256 verified', run: runReceive },
   demo: { summary: 'listener and starter over an in-process lossy network, every byte verified', run: runDemo },
 };
 
