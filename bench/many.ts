@@ -1,0 +1,369 @@
+/**
+ * Many connections on loopback: a listener process that echoes, and a client process that opens
+ * N concurrent connections (each its own UDP socket, ramped up at --ramp per second), then sends a
+ * 100-byte message per connection per second for the steady phase. Reports the listener's CPU %
+ * and RSS over the steady phase, the client-measured round trip (latency = RTT / 2), and whether
+ * every message came back. A fresh listener/client pair per connection count.
+ *
+ *   node bench/dist/bench/many.js [--quick] [--conns 1000,10000] [--seconds 30] [--ramp 500]
+ */
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { connect, listen, type Connection, type EndpointStats } from '../lib/index';
+import { benchMain, cpuSeconds, loopDelaySummary, watchGc, LOOP_RESOLUTION_MS, flagNumber, flagString, table, udpCounters, type BenchResult, type Flags } from './lib/common';
+import { Child, CommandBox, childGuard, emit, sleep, type Message } from './lib/proc';
+import { fmt, summarize, type Summary } from './lib/stats';
+
+const HOST = '127.0.0.1';
+const MIB = 1024 * 1024;
+const MESSAGE = 100;
+const BUCKETS = 100; // sends spread over 100 slots of 10 ms
+const DRAIN_MS = 5000;
+
+interface ListenerReport {
+  readonly cpuPercent: number;
+  readonly cpuSeconds: number;
+  readonly rssMiB: number;
+  readonly rssMaxMiB: number;
+  readonly heapUsedMiB: number;
+  /** Event-loop delay over the steady phase, ms. */
+  readonly eventLoop: { p50: number; p99: number; max: number };
+  readonly gc: { count: number; totalMs: number; maxMs: number };
+  readonly connections: number;
+  readonly accepted: number;
+  readonly echoed: number;
+  readonly connectionErrors: Record<string, number>;
+  readonly endpoint: EndpointStats;
+}
+
+interface ClientReport {
+  readonly conns: number;
+  readonly open: number;
+  readonly connectFailures: Record<string, number>;
+  readonly connectMs: Summary;
+  readonly rampSeconds: number;
+  readonly sent: number;
+  readonly received: number;
+  readonly steadySeconds: number;
+  readonly rtt: Summary;
+  readonly cpuPercent: number;
+  readonly rssMiB: number;
+  readonly eventLoop: { p50: number; p99: number; max: number };
+  readonly gc: { count: number; totalMs: number; maxMs: number };
+  readonly closedWithError: Record<string, number>;
+  readonly packetsSent: number;
+  readonly pingsSent: number;
+  readonly retransmissions: number;
+}
+
+function bump(record: Record<string, number>, key: string): void {
+  record[key] = (record[key] ?? 0) + 1;
+}
+
+// ---- sub-process roles -------------------------------------------------------------------------
+
+async function listener(flags: Flags): Promise<void> {
+  const box = new CommandBox();
+  childGuard(flagNumber(flags, 'limit', 300_000), box.handle);
+  let connections = 0;
+  let accepted = 0;
+  let echoed = 0;
+  const connectionErrors: Record<string, number> = {};
+  let endpoint: EndpointStats | undefined;
+  listen({
+    host: HOST,
+    port: 0,
+    maxConnections: 100_000,
+    onListening: (address, stats) => {
+      endpoint = stats;
+      emit({ type: 'ready', port: address.port });
+    },
+  }).subscribe({
+    next: (conn) => {
+      connections++;
+      accepted++;
+      conn.messages$.subscribe({
+        next: (m) => {
+          echoed++;
+          conn.send$.next(m);
+        },
+        error: (e: Error) => bump(connectionErrors, e.name),
+      });
+      conn.closed$.subscribe(() => connections--);
+    },
+    error: (e: Error) => emit({ type: 'error', message: `listen: ${e.message}` }),
+  });
+
+  await box.next('mark');
+  const loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+  loopDelay.enable();
+  const gc = watchGc();
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  let rssMax = 0;
+  const sampler = setInterval(() => (rssMax = Math.max(rssMax, process.memoryUsage().rss)), 500);
+  await box.next('report');
+  clearInterval(sampler);
+  const cpu = cpuSeconds(cpu0);
+  const memory = process.memoryUsage();
+  rssMax = Math.max(rssMax, memory.rss);
+  const report: ListenerReport = {
+    cpuPercent: (100 * cpu.total) / ((performance.now() - t0) / 1000),
+    cpuSeconds: cpu.total,
+    rssMiB: memory.rss / MIB,
+    rssMaxMiB: rssMax / MIB,
+    heapUsedMiB: memory.heapUsed / MIB,
+    eventLoop: loopDelaySummary(loopDelay),
+    gc: gc(),
+    connections,
+    accepted,
+    echoed,
+    connectionErrors,
+    endpoint: endpoint ?? { datagramsReceived: 0, invalidDatagrams: 0, strangerDatagrams: 0, refusedConnections: 0, sendErrors: 0 },
+  };
+  emit({ type: 'report', report });
+}
+
+async function client(flags: Flags): Promise<void> {
+  const box = new CommandBox();
+  childGuard(flagNumber(flags, 'limit', 300_000), box.handle);
+  const port = flagNumber(flags, 'port', 0);
+  const n = flagNumber(flags, 'conns', 1000);
+  const ramp = flagNumber(flags, 'ramp', 500); // connections per second; 0 = all at once
+  const seconds = flagNumber(flags, 'seconds', 30);
+
+  const conns: (Connection | undefined)[] = new Array<Connection | undefined>(n).fill(undefined);
+  const connectFailures: Record<string, number> = {};
+  const closedWithError: Record<string, number> = {};
+  const connectMs: number[] = [];
+  const rtts: number[] = [];
+  let open = 0;
+  let failed = 0;
+  let sent = 0;
+  let received = 0;
+  let measuring = false;
+
+  const onEcho = (m: Uint8Array): void => {
+    received++;
+    if (!measuring) return;
+    const view = new DataView(m.buffer, m.byteOffset, m.byteLength);
+    rtts.push(performance.now() - view.getFloat64(0));
+  };
+  const openOne = (i: number): void => {
+    const t = performance.now();
+    connect({ host: HOST, port }).subscribe({
+      next: (conn) => {
+        connectMs.push(performance.now() - t);
+        conns[i] = conn;
+        open++;
+        conn.messages$.subscribe({ next: onEcho, error: () => undefined });
+        conn.closed$.subscribe((info) => {
+          if (info.error !== undefined) bump(closedWithError, info.error.name);
+        });
+      },
+      error: (e: Error) => {
+        failed++;
+        bump(connectFailures, e.name);
+      },
+    });
+  };
+
+  const rampStart = performance.now();
+  if (ramp <= 0) {
+    for (let i = 0; i < n; i++) openOne(i);
+  } else {
+    // Every 10 ms, open the connections due by then.
+    let opened = 0;
+    await new Promise<void>((resolve) => {
+      const timer = setInterval(() => {
+        const due = Math.min(n, Math.floor(((performance.now() - rampStart) / 1000) * ramp) + 1);
+        while (opened < due) openOne(opened++);
+        if (opened === n) {
+          clearInterval(timer);
+          resolve();
+        }
+      }, 10);
+    });
+  }
+  const deadline = performance.now() + 15_000;
+  while (open + failed < n && performance.now() < deadline) await sleep(50);
+  const rampSeconds = (performance.now() - rampStart) / 1000;
+  emit({ type: 'connected', open, failed, rampSeconds });
+
+  await box.next('go');
+  const loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+  loopDelay.enable();
+  const gc = watchGc();
+  measuring = true;
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const payload = new Uint8Array(MESSAGE);
+  await new Promise<void>((resolve) => {
+    let tick = 0;
+    const step = (): void => {
+      const bucket = tick % BUCKETS;
+      for (let i = bucket; i < n; i += BUCKETS) {
+        const conn = conns[i];
+        if (conn === undefined) continue;
+        const message = payload.slice();
+        const view = new DataView(message.buffer);
+        view.setUint32(8, i);
+        view.setUint32(12, sent);
+        view.setFloat64(0, performance.now());
+        conn.send$.next(message);
+        sent++;
+      }
+      tick++;
+      if (performance.now() - t0 >= seconds * 1000) return resolve();
+      setTimeout(step, Math.max(0, t0 + tick * 10 - performance.now()));
+    };
+    step();
+  });
+  const cpu = cpuSeconds(cpu0);
+  const steadySeconds = (performance.now() - t0) / 1000;
+  emit({ type: 'steady-done' });
+  const drainUntil = performance.now() + DRAIN_MS;
+  while (received < sent && performance.now() < drainUntil) await sleep(50);
+  let packetsSent = 0;
+  let pingsSent = 0;
+  let retransmissions = 0;
+  for (const conn of conns) {
+    if (conn === undefined) continue;
+    const st = conn.stats;
+    packetsSent += st.packetsSent;
+    pingsSent += st.pingsSent;
+    retransmissions += st.retransmissions;
+  }
+  const report: ClientReport = {
+    conns: n,
+    open,
+    connectFailures,
+    connectMs: summarize(connectMs),
+    rampSeconds,
+    sent,
+    received,
+    steadySeconds,
+    rtt: summarize(rtts),
+    cpuPercent: (100 * cpu.total) / steadySeconds,
+    rssMiB: process.memoryUsage().rss / MIB,
+    eventLoop: loopDelaySummary(loopDelay),
+    gc: gc(),
+    closedWithError,
+    packetsSent,
+    pingsSent,
+    retransmissions,
+  };
+  emit({ type: 'report', report });
+}
+
+// ---- orchestration -----------------------------------------------------------------------------
+
+interface Outcome {
+  readonly conns: number;
+  /** System-wide UDP RcvbufErrors during ramp-up and during the steady phase. */
+  readonly kernelDrops?: { ramp: number; steady: number };
+  readonly error?: string;
+  readonly listener?: ListenerReport;
+  readonly client?: ClientReport;
+}
+
+async function runOne(conns: number, seconds: number, ramp: number): Promise<Outcome> {
+  const rampSeconds = ramp > 0 ? conns / ramp : 0;
+  const limit = Math.round((rampSeconds + seconds + 60) * 1000);
+  const lst = new Child(`many:${conns}:listener`, __filename, ['--role', 'listener', '--limit', String(limit)], { timeoutMs: limit + 5000 });
+  let cli: Child | undefined;
+  const udp0 = udpCounters();
+  try {
+    const ready = await lst.next<Message & { port: number }>('ready', 10_000);
+    cli = new Child(
+      `many:${conns}:client`,
+      __filename,
+      ['--role', 'client', '--port', String(ready.port), '--conns', String(conns), '--ramp', String(ramp), '--seconds', String(seconds), '--limit', String(limit)],
+      { timeoutMs: limit + 5000 },
+    );
+    const connected = await cli.next<Message & { open: number; failed: number; rampSeconds: number }>('connected', limit);
+    process.stderr.write(`many ${conns}: ${connected.open} open, ${connected.failed} failed after ${fmt(connected.rampSeconds)} s\n`);
+    const udp1 = udpCounters();
+    lst.send({ type: 'mark' });
+    cli.send({ type: 'go' });
+    await cli.next('steady-done', limit);
+    const udp2 = udpCounters();
+    lst.send({ type: 'report' });
+    const listenerReport = (await lst.next<Message & { report: ListenerReport }>('report', 10_000)).report;
+    const clientReport = (await cli.next<Message & { report: ClientReport }>('report', DRAIN_MS + 30_000)).report;
+    const kernelDrops = udp0 && udp1 && udp2 ? { ramp: udp1.rcvbufErrors - udp0.rcvbufErrors, steady: udp2.rcvbufErrors - udp1.rcvbufErrors } : undefined;
+    return { conns, listener: listenerReport, client: clientReport, ...(kernelDrops ? { kernelDrops } : {}) };
+  } catch (error) {
+    return { conns, error: error instanceof Error ? error.message.split('\n')[0]! : String(error) };
+  } finally {
+    await Promise.all([cli?.stop(2000), lst.stop(2000)]);
+  }
+}
+
+function counts(record: Record<string, number> | undefined): string {
+  const entries = Object.entries(record ?? {});
+  return entries.length === 0 ? '0' : entries.map(([k, v]) => `${v} ${k}`).join(', ');
+}
+
+async function run(flags: Flags): Promise<BenchResult> {
+  const quick = flags.has('quick');
+  const sizes = (flagString(flags, 'conns') ?? (quick ? '1000' : '1000,10000')).split(',').map(Number);
+  const seconds = flagNumber(flags, 'seconds', quick ? 10 : 30);
+  const ramp = flagNumber(flags, 'ramp', 500);
+  const outcomes: Outcome[] = [];
+  for (const size of sizes) outcomes.push(await runOne(size, seconds, ramp));
+
+  const rows = outcomes.map((o) => {
+    if (o.error !== undefined || o.listener === undefined || o.client === undefined) return [String(o.conns), `FAILED: ${o.error ?? '?'}`, '', '', '', '', '', '', '', '', '', ''];
+    const c = o.client;
+    const l = o.listener;
+    return [
+      String(o.conns),
+      `${c.open}${c.open < c.conns ? ` (${counts(c.connectFailures)})` : ''}`,
+      fmt(l.cpuPercent),
+      fmt(l.cpuPercent / (c.sent / c.steadySeconds / 1000), 1),
+      `${fmt(l.rssMiB, 0)} (max ${fmt(l.rssMaxMiB, 0)})`,
+      fmt(c.rtt.p50 / 2, 2),
+      fmt(c.rtt.p99 / 2, 2),
+      fmt(c.rtt.max / 2, 1),
+      `${c.received}/${c.sent}${c.received === c.sent ? ' ✓' : ' ✗'}`,
+      fmt(c.sent / c.steadySeconds, 0),
+      fmt(c.cpuPercent),
+      o.kernelDrops ? `${o.kernelDrops.ramp} / ${o.kernelDrops.steady}` : 'n/a',
+    ];
+  });
+  const notes: string[] = [];
+  for (const o of outcomes) {
+    if (o.client === undefined || o.listener === undefined) continue;
+    notes.push(
+      `- ${o.conns}: ramp-up took ${fmt(o.client.rampSeconds)} s (connect time p50 ${fmt(o.client.connectMs.p50)} / p99 ${fmt(o.client.connectMs.p99)} / max ${fmt(o.client.connectMs.max)} ms); ` +
+        `event-loop delay p99/max: listener ${fmt(o.listener.eventLoop.p99)} / ${fmt(o.listener.eventLoop.max)} ms, client ${fmt(o.client.eventLoop.p99)} / ${fmt(o.client.eventLoop.max)} ms; ` +
+        `GC during the steady phase: listener ${fmt(o.listener.gc.totalMs, 0)} ms in ${o.listener.gc.count} pauses (max ${fmt(o.listener.gc.maxMs)}), client ${fmt(o.client.gc.totalMs, 0)} ms in ${o.client.gc.count} (max ${fmt(o.client.gc.maxMs)}); ` +
+        `listener accepted ${o.listener.accepted}, echoed ${o.listener.echoed}; client connections closed with error: ${counts(o.client.closedWithError)}; ` +
+        `listener connection errors: ${counts(o.listener.connectionErrors)}; client packets sent ${o.client.packetsSent} (pings ${o.client.pingsSent}, retransmissions ${o.client.retransmissions}); ` +
+        `listener endpoint: ${o.listener.endpoint.datagramsReceived} datagrams, ${o.listener.endpoint.strangerDatagrams} stranger, ${o.listener.endpoint.sendErrors} send errors.`,
+    );
+  }
+  const markdown = [
+    `### Many connections, loopback: one ${MESSAGE}-byte message per connection per second for ${seconds} s, echoed (ramp-up ${ramp > 0 ? `${ramp} connections/s` : 'all at once'})`,
+    '',
+    table(['connections', 'open', 'listener CPU % (1 core = 100)', 'listener CPU % per 1k msg/s', 'listener RSS MiB', 'latency p50 ms', 'p99 ms', 'max ms', 'echoes received/sent', 'msgs/s offered', 'client CPU %', 'kernel rcvbuf drops ramp / steady'], rows),
+    '',
+    `Latency = client-measured round trip / 2 during the steady phase. Listener CPU = process.cpuUsage() over the steady phase / wall time. ` +
+      `Every connection is its own client UDP socket, all in one client process (which shares the 2 cores). Echoes counted after up to ${DRAIN_MS / 1000} s of drain. ` +
+      `Sends are spread over ${BUCKETS} slots of 10 ms; "offered" is what the client managed to send (less than 1/s per connection when its own CPU saturates). Kernel drops = system-wide /proc/net/snmp Udp RcvbufErrors deltas.`,
+    '',
+    ...notes,
+  ].join('\n');
+  return { name: 'many', title: 'Many connections', markdown, data: { seconds, ramp, outcomes }, seconds: 0 };
+}
+
+benchMain(
+  (flags) => {
+    const sizes = (flagString(flags, 'conns') ?? (flags.has('quick') ? '1000' : '1000,10000')).split(',').map(Number);
+    const seconds = flagNumber(flags, 'seconds', flags.has('quick') ? 10 : 30);
+    const ramp = flagNumber(flags, 'ramp', 500);
+    return sizes.reduce((sum, s) => sum + ((ramp > 0 ? s / ramp : 0) + seconds + 90) * 1000, 0);
+  },
+  run,
+  { listener, client },
+);
