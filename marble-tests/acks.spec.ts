@@ -14,9 +14,18 @@ describe('acknowledgements', () => {
     });
   });
 
-  it('coalesces two packets into one ack, sent at once', () => {
+  it('coalesces in-order packets: one ack for every 8, sent at once', () => {
     ts.run(({ hot, expectObservable }) => {
-      const { outgoing$ } = harness(ts, quiet, hot('a 1ms b', { a: data(0), b: data(1) }));
+      const packets = Object.fromEntries([...Array(9).keys()].map((i) => [String.fromCharCode(97 + i), data(i)]));
+      const { outgoing$ } = harness(ts, quiet, hot('(abcdefghi)', packets));
+      // the 8th packet triggers A8 at once; the 9th waits the 5 ms
+      expectObservable(outgoing$, '^ 20ms !').toBe('a 4ms b', { a: 'A8', b: 'A9' });
+    });
+  });
+
+  it('with a small receive window, acknowledges every half window', () => {
+    ts.run(({ hot, expectObservable }) => {
+      const { outgoing$ } = harness(ts, { ...quiet, receiveWindow: 4 }, hot('a 1ms b', { a: data(0), b: data(1) }));
       expectObservable(outgoing$, '^ 20ms !').toBe('2ms a', { a: 'A2' });
     });
   });

@@ -106,6 +106,13 @@ export interface ConnectionParams {
 }
 
 const ACK_DELAY_MS = 5;
+/**
+ * In-order packets acknowledged together (at most half the receive window, so a small window
+ * never waits for the delay). Every datagram costs a syscall at both ends: on two-process
+ * loopback, 256 MiB, acking every 2 / 4 / 8 / 16 packets gave 190 / 208 / 250 / 236 MB/s and
+ * 6.1 / 5.5 / 4.6 / 4.7 receiver CPU s/GiB. Out-of-order and duplicate packets are still acked at once.
+ */
+const ACK_EVERY = 8;
 
 /**
  * The protocol core of one connection, with no sockets and no clock of its own. The endpoint
@@ -217,7 +224,7 @@ export class ConnectionCore implements Connection {
     );
     this.subscriptions.add(
       this.dataArrived$
-        .pipe(coalesceAcks({ maxDelay: ACK_DELAY_MS, maxPending: 2, scheduler }))
+        .pipe(coalesceAcks({ maxDelay: ACK_DELAY_MS, maxPending: Math.max(1, Math.min(ACK_EVERY, Math.floor(options.receiveWindow / 2))), scheduler }))
         .subscribe(() => this.acknowledge()),
     );
     this.subscriptions.add(
