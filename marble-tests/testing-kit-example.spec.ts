@@ -31,11 +31,11 @@ describe('request/response on the virtual network', () => {
     return { server, exchanges$ };
   }
 
-  it('answers in order: handshake 20 ms, then per request ack after 25 ms and reply after 50 ms', () => {
+  it('answers in order: handshake 20 ms, then per request ack after 20 ms and reply after 50 ms', () => {
     scheduler.run(({ expectObservable }) => {
       const network = new VirtualNetwork({ scheduler, default: { delay: 10 } }); // 10 ms each way
       const { server, exchanges$ } = run(network);
-      expectObservable(exchanges$).toBe('45ms a 24ms b 24ms c 24ms (d|)', { a: 'ack 1', b: 'HELLO', c: 'ack 2', d: 'WORLD' });
+      expectObservable(exchanges$).toBe('40ms a 29ms b 19ms c 29ms (d|)', { a: 'ack 1', b: 'HELLO', c: 'ack 2', d: 'WORLD' });
       scheduler.schedule(() => server.unsubscribe(), 1000); // stop the listener, so that run() has an end
     });
   });
@@ -46,7 +46,7 @@ describe('request/response on the virtual network', () => {
       // Datagram 1 from the client is the first request's DATA (0 is CONNECT): lose it once.
       network.setLink(CLIENT, SERVER, { delay: 10, drop: (_datagram, index) => index === 1 });
       const { server, exchanges$ } = run(network);
-      expectObservable(exchanges$).toBe('245ms a 24ms b 24ms c 24ms (d|)', { a: 'ack 1', b: 'HELLO', c: 'ack 2', d: 'WORLD' });
+      expectObservable(exchanges$).toBe('240ms a 29ms b 19ms c 29ms (d|)', { a: 'ack 1', b: 'HELLO', c: 'ack 2', d: 'WORLD' });
       scheduler.schedule(() => server.unsubscribe(), 1000);
     });
   });

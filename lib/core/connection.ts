@@ -113,6 +113,8 @@ const ACK_DELAY_MS = 5;
  * 6.1 / 5.5 / 4.6 / 4.7 receiver CPU s/GiB. Out-of-order and duplicate packets are still acked at once.
  */
 const ACK_EVERY = 8;
+/** A DATA packet arriving this long after the previous one is on a quiet connection. */
+const SPARSE_GAP_MS = 1;
 
 /**
  * The protocol core of one connection, with no sockets and no clock of its own. The endpoint
@@ -161,6 +163,8 @@ export class ConnectionCore implements Connection {
   private readonly transmitDatagram: (packet: Packet) => number;
   private readonly onClosed: ((info: CloseInfo) => void) | undefined;
   private pingNonce = 0;
+  private lastDataAt = -Infinity;
+  private lastAckSentAt = -Infinity;
   private pingSentAt = 0;
 
   constructor(params: ConnectionParams) {
@@ -355,18 +359,26 @@ export class ConnectionCore implements Connection {
     this.counters.dataPacketsReceived++;
     const now = this.scheduler.now();
     const hadGaps = this.receiver.hasGaps;
+    const delivered = this.counters.messagesReceived;
+    const quietBefore = now - this.lastDataAt >= SPARSE_GAP_MS;
+    this.lastDataAt = now;
     switch (this.receiver.onData(packet, now)) {
       case DataOutcome.New: {
         if (this.closeInfo !== undefined) return; // the application closed while a message was delivered
-        // Out of order, or filling a gap: acknowledge at once so the sender learns quickly (RFC 5681 §4.2).
+        // At once: out of order or filling a gap, so the sender learns quickly (RFC 5681 §4.2); or
+        // a message completed on a quiet connection, where waiting would coalesce nothing and only
+        // cost a timer and 5 ms of the sender's RTT estimate.
         const hasGaps = this.receiver.hasGaps;
-        this.dataArrived$.next(hadGaps || hasGaps);
+        const sparse = quietBefore && this.counters.messagesReceived !== delivered;
+        this.dataArrived$.next(hadGaps || hasGaps || sparse);
         if (hasGaps) this.askForGaps(now);
         return;
       }
       case DataOutcome.Duplicate:
         this.counters.duplicatesReceived++;
-        this.dataArrived$.next(true);
+        // A copy right behind an ack that already covered it (redundancy sends two at once):
+        // that ack is its acknowledgement. Otherwise our ack was probably lost: answer at once.
+        if (now - this.lastAckSentAt >= SPARSE_GAP_MS) this.dataArrived$.next(true);
         return;
       case DataOutcome.OutsideWindow:
         this.counters.droppedDatagrams++;
@@ -384,6 +396,7 @@ export class ConnectionCore implements Connection {
   private acknowledge(): void {
     if (this.closeInfo !== undefined) return;
     this.counters.acksSent++;
+    this.lastAckSentAt = this.scheduler.now();
     this.transmit({
       type: PacketType.DataAck,
       connectionId: this.id,
