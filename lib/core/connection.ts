@@ -99,6 +99,12 @@ export interface ConnectionParams {
   readonly transmit: (packet: Packet) => number;
   /** Called once, when the connection has ended. */
   readonly onClosed?: (info: CloseInfo) => void;
+  /**
+   * False for a listener's new connection: until a packet from the peer proves the source address
+   * real, it sends nothing but CLOSE (no DATA, PING or DIRECT), so a spoofed CONNECT cannot aim
+   * more bytes at a victim than the 64 it cost. Default true.
+   */
+  readonly peerValidated?: boolean;
   /** Test hook (not public API): first `seq` and `batch` of both directions. */
   readonly initialSeq?: number;
   readonly initialBatch?: number;
@@ -165,6 +171,7 @@ export class ConnectionCore implements Connection {
   private pingNonce = 0;
   private lastDataAt = -Infinity;
   private lastAckSentAt = -Infinity;
+  private peerValidated: boolean;
   private pingSentAt = 0;
 
   constructor(params: ConnectionParams) {
@@ -174,6 +181,7 @@ export class ConnectionCore implements Connection {
     this.options = options;
     this.scheduler = scheduler;
     this.transmitDatagram = params.transmit;
+    this.peerValidated = params.peerValidated ?? true;
     this.onClosed = params.onClosed;
     const datagramSize = Math.min(options.maxDatagramSize, params.peerMaxDatagramSize);
     this.maxDirectSize = datagramSize - HEADER_SIZE;
@@ -222,7 +230,8 @@ export class ConnectionCore implements Connection {
           next: () => this.ping(),
           error: (error: RudpError) => {
             if (error instanceof ConnectionTimeoutError) this.emit({ type: 'ping-timeout', time: this.scheduler.now(), silentMs: error.silentMs });
-            this.terminate(CloseReason.Timeout, 'no answer to pings', false, error, true);
+            // No CLOSE to a source never heard from: it may be spoofed.
+            this.terminate(CloseReason.Timeout, 'no answer to pings', false, error, this.peerValidated);
           },
         }),
     );
@@ -265,26 +274,17 @@ export class ConnectionCore implements Connection {
   }
 
   send(message: Uint8Array): Observable<void> {
-    const acked = new Subject<void>();
-    const result = new Observable<void>((subscriber) => {
-      if (this.closeInfo !== undefined && !done) subscriber.error(closedError(this.closeInfo));
-      else if (done) subscriber.complete();
-      else return acked.subscribe(subscriber);
-      return undefined;
-    });
-    let done = false;
-    this.enqueue(message, () => {
-      done = true;
-      acked.complete();
-    }, acked);
-    return result;
+    // A Subject replays its completion or error to late subscribers: nothing is lost by subscribing late.
+    const outcome = new Subject<void>();
+    this.enqueue(message, outcome);
+    return outcome.asObservable();
   }
 
   sendDirect(payload: Uint8Array): boolean {
     if (payload.length > this.maxDirectSize) {
       throw new MessageTooLargeError(`DIRECT payload of ${payload.length} bytes exceeds ${this.maxDirectSize}; send it as a message instead`);
     }
-    if (this.closeInfo !== undefined) return false;
+    if (this.closeInfo !== undefined || !this.peerValidated) return false;
     this.counters.directSent++;
     this.transmit({ type: PacketType.Direct, connectionId: this.id, payload });
     return true;
@@ -310,6 +310,11 @@ export class ConnectionCore implements Connection {
     this.counters.packetsReceived++;
     this.counters.bytesReceived += size;
     this.alive$.next();
+    if (!this.peerValidated) {
+      this.peerValidated = true;
+      this.afterSenderChange(this.scheduler.now()); // send what the application queued meanwhile
+      if (this.closeInfo !== undefined) return;
+    }
     switch (packet.type) {
       case PacketType.Data:
         return this.onData(packet);
@@ -348,6 +353,17 @@ export class ConnectionCore implements Connection {
   /** True once any valid packet came from the peer (a listener expires connections that stay half-open). */
   get heardFromPeer(): boolean {
     return this.counters.packetsReceived > 0;
+  }
+
+  /**
+   * The starter's first word once open: a DATA_ACK of its (empty) receive state, sent at once so
+   * the listener sees the starter's address is real and may start sending (see `peerValidated`),
+   * without waiting for data or a ping. `handshakeRtt` seeds the RTT estimate when the first
+   * CONNECT was the one answered (Karn).
+   */
+  greet(handshakeRtt: number | undefined): void {
+    if (handshakeRtt !== undefined) this.rtt.sample(handshakeRtt);
+    this.acknowledge();
   }
 
   /** Counts a datagram the endpoint dropped on this connection's behalf. */
@@ -421,7 +437,9 @@ export class ConnectionCore implements Connection {
     this.repeatTimer.set(this.receiver.nextRepeatTime(repeatDelay, reaskAfter));
   }
 
-  private enqueue(message: Uint8Array, onAcked: (() => void) | undefined, acked?: Subject<void>): void {
+  /** Queues a message from send$ (no `outcome`) or send() (its outcome Subject). */
+  private enqueue(message: Uint8Array, outcome: Subject<void> | undefined): void {
+    const acked = outcome;
     if (this.closeInfo !== undefined || this.state === 'closing') {
       acked?.error(this.closeInfo ? closedError(this.closeInfo) : new ConnectionClosedError('send$ already completed: the connection is closing'));
       return;
@@ -435,7 +453,11 @@ export class ConnectionCore implements Connection {
       return this.terminate(CloseReason.ShuttingDown, 'sender overflowed its send buffer', false, error, true);
     }
     try {
-      this.sender.enqueue(message, onAcked);
+      this.sender.enqueue(
+        message,
+        acked && (() => acked.complete()),
+        acked && ((error) => acked.error(error)),
+      );
     } catch (e) {
       const error = new MessageTooLargeError(`message of ${message.length} bytes needs more than 65535 packets: ${(e as Error).message}`);
       if (acked !== undefined) return acked.error(error);
@@ -448,7 +470,7 @@ export class ConnectionCore implements Connection {
 
   /** After anything that may open the window or queue data: send what fits, keep the deadline honest. */
   private afterSenderChange(now: number): void {
-    if (this.closeInfo !== undefined) return;
+    if (this.closeInfo !== undefined || !this.peerValidated) return;
     this.sender.pump(now);
     if (this.sender.inFlight > 0) this.retransmitTimer.setIfEarlier(now + this.rtt.rto);
     if (this.state === 'closing' && this.sender.idle) this.terminate(CloseReason.Normal, '', false, undefined, true);
@@ -462,6 +484,7 @@ export class ConnectionCore implements Connection {
   }
 
   private ping(): void {
+    if (!this.peerValidated) return;
     this.pingNonce = (this.pingNonce + 1) >>> 0;
     this.pingSentAt = this.scheduler.now();
     this.counters.pingsSent++;
@@ -502,7 +525,7 @@ export class ConnectionCore implements Connection {
     this.subscriptions.unsubscribe();
     this.retransmitTimer.dispose();
     this.repeatTimer.dispose();
-    this.sender.clear();
+    this.sender.clear(closedError(info));
     this.receiver.clear();
     if (this.stateSubject.value !== 'closed') this.stateSubject.next('closed');
     this.stateSubject.complete();

@@ -1,5 +1,5 @@
 import { Observable, type SchedulerLike, type Subscription } from 'rxjs';
-import { CloseReason, PacketType, type ConnectPacket, type Packet } from '../wire/packet';
+import { CloseReason, CONNECT_MIN_SIZE, PacketType, type ConnectPacket, type Packet } from '../wire/packet';
 import { ConnectionCore } from './connection';
 import { Deadline } from './deadline';
 import { datagramTooLarge, decodeDatagram, errorCode, transmitter, type EndpointStats } from './endpoint';
@@ -35,6 +35,8 @@ interface Lingering {
 }
 
 const CLOSE_REPEAT_INTERVAL_MS = 1000;
+/** A CLOSE with no text, as the linger answers send it. */
+const CLOSE_ANSWER_SIZE = 7;
 
 /**
  * The listener's side (PROTOCOL.md §3, §8): demultiplexes one socket's datagrams by
@@ -80,7 +82,7 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
         return reply({ type: PacketType.Close, connectionId: id, reason: CloseReason.ProtocolError, text: 'connection id in use' }, address, port);
       }
       const closed = lingering.get(id);
-      if (closed !== undefined && closed.address === address && closed.port === port) return answerClosed(id, closed);
+      if (closed !== undefined && closed.address === address && closed.port === port) return answerClosed(id, closed, CONNECT_MIN_SIZE);
       if (live.size >= config.maxConnections) {
         stats.refusedConnections++;
         return reply({ type: PacketType.Close, connectionId: id, reason: CloseReason.TooManyConnections, text: 'too many connections' }, address, port);
@@ -92,6 +94,7 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
         scheduler,
         peerMaxDatagramSize: connect.maxDatagramSize,
         peerReceiveWindow: connect.receiveWindow,
+        peerValidated: false,
         transmit: transmitter(socket, address, port, stats, (error) => {
           if (errorCode(error) === 'EMSGSIZE') connection.fail(datagramTooLarge(error, options.maxDatagramSize));
         }),
@@ -106,17 +109,20 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
         ...(config.initialSeq === undefined ? {} : { initialSeq: config.initialSeq }),
         ...(config.initialBatch === undefined ? {} : { initialBatch: config.initialBatch }),
       });
+      // A live starter greets at once, and pings after pingInterval if that was lost: give it two chances.
+      const halfOpenMs = Math.max(options.connectTimeout, 2 * options.pingInterval);
       const halfOpenExpiry = scheduler.schedule(() => {
         if (connection.heardFromPeer) return;
         // Silently: answering a possibly spoofed source would make us a reflector.
-        connection.fail(new ConnectionTimeoutError(options.connectTimeout, `${address}:${port} sent nothing after the handshake within connectTimeout (${options.connectTimeout} ms)`));
-      }, options.connectTimeout);
+        connection.fail(new ConnectionTimeoutError(halfOpenMs, `${address}:${port} sent nothing after the handshake within ${halfOpenMs} ms`));
+      }, halfOpenMs);
       live.set(id, { address, port, connection, halfOpenExpiry });
       ack();
       subscriber.next(connection);
     };
 
-    const answerClosed = (id: number, closed: Lingering): void => {
+    const answerClosed = (id: number, closed: Lingering, triggerSize: number): void => {
+      if (triggerSize < CLOSE_ANSWER_SIZE) return; // never answer with more bytes than were received
       const now = scheduler.now();
       if (now - closed.lastCloseSentAt < CLOSE_REPEAT_INTERVAL_MS) return;
       closed.lastCloseSentAt = now;
@@ -135,7 +141,7 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
       stats.strangerDatagrams++;
       const closed = lingering.get(packet.connectionId);
       if (closed !== undefined && packet.type !== PacketType.Close && closed.address === datagram.address && closed.port === datagram.port) {
-        answerClosed(packet.connectionId, closed);
+        answerClosed(packet.connectionId, closed, datagram.data.length);
       }
     };
 

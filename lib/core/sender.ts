@@ -14,6 +14,7 @@ interface OutgoingMessage {
   /** Packets of this message not yet acknowledged (counted once packetized). */
   unacked: number;
   readonly onAcked: (() => void) | undefined;
+  readonly onFailed: ((error: Error) => void) | undefined;
 }
 
 /** A DATA packet sent and not yet acknowledged; it is itself the packet handed to the encoder. */
@@ -92,12 +93,15 @@ export class Sender {
     return { congestion: this.congestion.window, peer: this.peerWindow };
   }
 
-  /** Queues a message; `onAcked` runs once every packet of it is acknowledged. Throws RangeError when it needs more than 65535 packets. */
-  enqueue(message: Uint8Array, onAcked?: () => void): void {
+  /**
+   * Queues a message; `onAcked` runs once every packet of it is acknowledged, `onFailed` if the
+   * connection ends first. Throws RangeError when it needs more than 65535 packets.
+   */
+  enqueue(message: Uint8Array, onAcked?: () => void, onFailed?: (error: Error) => void): void {
     const payloads = fragment(message, this.payloadSize + 18);
     const batch = this.nextBatch;
     this.nextBatch = seqAdd(batch, 1);
-    this.queue.push({ size: message.length, payloads, batch, unacked: payloads.length, onAcked });
+    this.queue.push({ size: message.length, payloads, batch, unacked: payloads.length, onAcked, onFailed });
     this.bufferedBytes += message.length;
   }
 
@@ -293,8 +297,14 @@ export class Sender {
     else this.congestion.onLoss(lossAt, now);
   }
 
-  /** Drops everything queued and in flight (the connection closed). */
-  clear(): void {
+  /** Drops everything queued and in flight (the connection closed); tells each waiting message why. */
+  clear(error: Error): void {
+    const unfinished = new Set<OutgoingMessage>();
+    for (let i = this.head; i < this.entries.length; i++) {
+      const e = this.entries[i];
+      if (e !== undefined) unfinished.add(e.message);
+    }
+    for (let i = this.queueHead; i < this.queue.length; i++) unfinished.add(this.queue[i]!);
     this.entries = [];
     this.head = 0;
     this.queue.length = 0;
@@ -302,7 +312,9 @@ export class Sender {
     this.unackedCount = 0;
     this.bytesInFlight = 0;
     this.bufferedBytes = 0;
+    for (const message of unfinished) message.onFailed?.(error);
   }
+
 
   private get span(): number {
     return this.entries.length - this.head;

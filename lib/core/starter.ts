@@ -68,8 +68,14 @@ export function openConnection(socket: DatagramSocket, config: StarterConfig): O
       receiveWindow: options.receiveWindow,
       nonce: randomNonZero32(),
     };
+    let firstConnectAt: number | undefined;
+    let connectsSent = 0;
+    const sendConnect = (packet: ConnectPacket): number => {
+      if (connectsSent++ === 0) firstConnectAt = scheduler.now();
+      return send(packet);
+    };
     const handshaking = replies$
-      .pipe(handshake({ connect, deliveryTimeout: options.deliveryTimeout, connectTimeout: options.connectTimeout, scheduler, send, address, port }))
+      .pipe(handshake({ connect, deliveryTimeout: options.deliveryTimeout, connectTimeout: options.connectTimeout, scheduler, send: sendConnect, address, port }))
       .subscribe({
         next: (ack) => {
           connection = new ConnectionCore({
@@ -84,6 +90,7 @@ export function openConnection(socket: DatagramSocket, config: StarterConfig): O
             ...(config.initialSeq === undefined ? {} : { initialSeq: config.initialSeq }),
             ...(config.initialBatch === undefined ? {} : { initialBatch: config.initialBatch }),
           });
+          connection.greet(connectsSent === 1 && firstConnectAt !== undefined ? scheduler.now() - firstConnectAt : undefined);
           subscriber.next(connection);
         },
         error: (error: unknown) => subscriber.error(error),

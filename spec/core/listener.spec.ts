@@ -133,11 +133,11 @@ describe('listener', () => {
 });
 
 describe('listener: half-open connections', () => {
-  it('expires a connection whose peer sends nothing after CONNECT_ACK within connectTimeout, silently, freeing its slot', () => {
+  it('expires a connection whose peer sends nothing after CONNECT_ACK within max(connectTimeout, 2 × pingInterval), silently, freeing its slot', () => {
     const scheduler = new VirtualTimeScheduler(VirtualAction, Infinity);
     const network = new VirtualNetwork({ scheduler });
     const ended: string[] = [];
-    const sub = listen({ host: LISTENER, port: PORT, scheduler, connectTimeout: 1000, pingInterval: 10_000, maxConnections: 1, socketFactory: network.socketFactory(LISTENER) }).subscribe((c) =>
+    const sub = listen({ host: LISTENER, port: PORT, scheduler, connectTimeout: 1000, pingInterval: 400, maxConnections: 1, socketFactory: network.socketFactory(LISTENER) }).subscribe((c) =>
       c.messages$.subscribe({ error: (e: Error) => ended.push(`${e.name} at ${scheduler.now()}`) }),
     );
     const sent: Packet[] = [];
