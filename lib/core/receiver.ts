@@ -36,6 +36,7 @@ export interface Violation {
 }
 
 const REORDER_THRESHOLD = 3;
+const NO_RANGES: readonly SeqRange[] = [];
 
 /**
  * The receiving half of a connection (PROTOCOL.md §4–§6): accepts DATA inside the receive window,
@@ -96,7 +97,8 @@ export class Receiver {
   }
 
   /** Blocks to report in a DATA_ACK: the 32 lowest. */
-  ackRanges(): SeqRange[] {
+  ackRanges(): readonly SeqRange[] {
+    if (this.blocks.length === 0) return NO_RANGES;
     const n = Math.min(this.blocks.length, MAX_RANGES);
     const ranges: SeqRange[] = new Array(n);
     for (let i = 0; i < n; i++) {

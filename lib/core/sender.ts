@@ -49,6 +49,12 @@ export class Sender {
   private peerCumulative: number;
   private peerWindow: number;
   private probeSent = false;
+  /** What the ack being applied released (reused: no allocation per ack). */
+  private readonly ackTally: { bytes: number; sample: InFlight | undefined; deliveredSentAt: number } = {
+    bytes: 0,
+    sample: undefined,
+    deliveredSentAt: -Infinity,
+  };
   /** When an ack last acknowledged something new: the timeout counts from here too (RFC 6298 §5.3). */
   private lastProgressAt = -Infinity;
   /** Completion callbacks of messages acknowledged during the current ack, run once its state is consistent. */
@@ -180,27 +186,22 @@ export class Sender {
       this.peerCumulative = ack.cumulative;
       this.peerWindow = ack.window;
     }
-    let newlyAcked = 0;
-    let sample: InFlight | undefined;
-    let deliveredSentAt = -Infinity;
-    const released = (e: InFlight): void => {
-      newlyAcked += DATA_HEADER_SIZE + e.payload.length;
-      // Only packets sent once say WHEN what was delivered left (Karn again): an ack for a resent
-      // packet may confirm its original, and a paused peer's late acks would then make a whole
-      // window look overtaken.
-      if (e.transmissions === 1 && e.lastSentAt > deliveredSentAt) deliveredSentAt = e.lastSentAt;
-      if (e.transmissions === 1 && (sample === undefined || seqAfter(e.seq, sample.seq))) sample = e;
-    };
+    const tally = this.ackTally;
+    tally.bytes = 0;
+    tally.sample = undefined;
+    tally.deliveredSentAt = -Infinity;
     // An older, reordered ack has a cumulative below ours: it releases nothing below it.
     const ahead = seqDiff(ack.cumulative, this.oldest);
-    if (ahead < 2 ** 31) for (let i = 0, below = Math.min(ahead, this.span); i < below; i++) this.release(i, released);
-    for (const range of ack.ranges) this.releaseRange(range, released);
+    if (ahead < 2 ** 31) for (let i = 0, below = Math.min(ahead, this.span); i < below; i++) this.release(i);
+    for (const range of ack.ranges) this.releaseRange(range);
     this.advanceOldest();
-    if (newlyAcked === 0) return true;
+    if (tally.bytes === 0) return true;
     this.lastProgressAt = now;
+    const sample = tally.sample as InFlight | undefined; // set by release(), which TS does not see
     if (sample !== undefined) this.rtt.sample(now - sample.lastSentAt);
-    this.congestion.onAcked(newlyAcked, now);
-    this.resendOvertaken(deliveredSentAt, now);
+    tally.sample = undefined;
+    this.congestion.onAcked(tally.bytes, now);
+    this.resendOvertaken(tally.deliveredSentAt, now);
     if (this.acknowledgedMessages.length > 0) {
       const callbacks = this.acknowledgedMessages.splice(0);
       for (const callback of callbacks) callback();
@@ -334,14 +335,22 @@ export class Sender {
     this.transmit(e);
   }
 
-  private release(offset: number, released: (e: InFlight) => void): void {
+  private release(offset: number): void {
     const at = this.head + offset;
     const e = this.entries[at];
     if (e === undefined) return;
     this.entries[at] = undefined;
+    const tally = this.ackTally;
+    tally.bytes += DATA_HEADER_SIZE + e.payload.length;
+    if (e.transmissions === 1) {
+      // Only packets sent once say WHEN what was delivered left (Karn again): an ack for a resent
+      // packet may confirm its original, and a paused peer's late acks would then make a whole
+      // window look overtaken.
+      if (e.lastSentAt > tally.deliveredSentAt) tally.deliveredSentAt = e.lastSentAt;
+      if (tally.sample === undefined || seqAfter(e.seq, tally.sample.seq)) tally.sample = e;
+    }
     this.unackedCount--;
     this.bytesInFlight -= DATA_HEADER_SIZE + e.payload.length;
-    released(e);
     const message = e.message;
     if (--message.unacked === 0) {
       this.bufferedBytes -= message.size;
@@ -349,14 +358,14 @@ export class Sender {
     }
   }
 
-  private releaseRange(range: SeqRange, released: (e: InFlight) => void): void {
+  private releaseRange(range: SeqRange): void {
     const span = this.span;
     let from = seqDiff(range.start, this.oldest);
     let to = seqDiff(range.end, this.oldest);
     if (from >= 2 ** 31) from = 0; // the range starts below our oldest unacknowledged packet
     if (to >= 2 ** 31) return;
     to = Math.min(to, span - 1);
-    for (let i = from; i <= to; i++) this.release(i, released);
+    for (let i = from; i <= to; i++) this.release(i);
   }
 
   private forEachInRange(range: SeqRange, visit: (e: InFlight) => void): void {

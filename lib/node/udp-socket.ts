@@ -29,6 +29,22 @@ export const udpSocketFactory: SocketFactory = (options: BindOptions) =>
     const sent = (): void => {
       if (--pendingSends === 0 && closed) closeSocket(socket);
     };
+    // One completion callback per error handler (a connection has one), not a closure per
+    // datagram; weakly held, so a closed connection's handler is not kept alive.
+    const completions = new WeakMap<(error: Error) => void, (error: Error | null) => void>();
+    const sentOnly = (): void => sent();
+    const completion = (onError: ((error: Error) => void) | undefined): ((error: Error | null) => void) => {
+      if (onError === undefined) return sentOnly;
+      let callback = completions.get(onError);
+      if (callback === undefined) {
+        callback = (error) => {
+          if (error) onError(error);
+          sent();
+        };
+        completions.set(onError, callback);
+      }
+      return callback;
+    };
 
     socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
       if (closed) return;
@@ -59,7 +75,7 @@ export const udpSocketFactory: SocketFactory = (options: BindOptions) =>
         datagrams$: datagrams.asObservable(),
         send: (data, toPort, toAddress, onError) => {
           lastOnError = onError;
-          if (send(socket, data, peer === undefined ? toPort : undefined, toAddress, onError, sent)) pendingSends++;
+          if (send(socket, data, peer === undefined ? toPort : undefined, toAddress, onError, completion(onError))) pendingSends++;
         },
         address: () => local,
       });
@@ -105,12 +121,8 @@ function send(
   port: number | undefined,
   address: string,
   onError: ((error: Error) => void) | undefined,
-  done: () => void,
+  callback: (error: Error | null) => void,
 ): boolean {
-  const callback = (error: Error | null): void => {
-    if (error && onError) onError(error);
-    done();
-  };
   try {
     if (port === undefined) socket.send(data, callback);
     else socket.send(data, port, address, callback);
