@@ -426,8 +426,10 @@ export class ConnectionCore implements Connection {
   private askForGaps(now: number): void {
     if (this.closeInfo !== undefined) return;
     const { repeatDelay, deliveryTimeout } = this.options;
-    // "One round trip" (PROTOCOL.md §6) with the RTO's variance margin: a bare SRTT races the resend under jitter.
-    const reaskAfter = this.rtt.srtt === undefined ? deliveryTimeout / 2 : this.rtt.srtt + this.rtt.rttvar;
+    // "One round trip" (PROTOCOL.md §6), plus one RTT deviation (a bare SRTT races the resend under
+    // jitter), and never sooner than the RTO's floor: with a near-zero RTT estimate a packet that is
+    // always lost would otherwise be asked for again at the same instant, forever.
+    const reaskAfter = this.rtt.srtt === undefined ? deliveryTimeout / 2 : Math.max(this.rtt.srtt + this.rtt.rttvar, Math.min(10, deliveryTimeout));
     const ranges = this.receiver.takeRepeatRanges(now, repeatDelay, reaskAfter);
     if (ranges.length > 0) {
       this.counters.repeatsSent++;

@@ -1,0 +1,214 @@
+/**
+ * Hostile input, connect floods: 100,000 CONNECTs from random ids and source ports.
+ * - Virtual time: the table of connections never exceeds maxConnections, every half-open
+ *   connection (nothing after CONNECT_ACK) expires exactly connectTimeout after it was accepted,
+ *   the listener's memory returns to where it was, and an honest peer connects once the flood stops.
+ * - Real loopback: the same flood against a listener in a child process (built library), whose
+ *   RSS must stay below RSS_BOUND_MB; an honest peer connects and exchanges messages afterwards.
+ */
+import { createSocket, type Socket } from 'node:dgram';
+import { join } from 'node:path';
+import { connect as connectOverUdp } from '../../lib/api/connect';
+import { listen as listenOverUdp } from '../../lib/api/listen';
+import { HOST, connectClient, sleep, useResources, within } from '../integration/helpers';
+import {
+  Child,
+  FIXTURES,
+  LISTENER_HOST,
+  LISTENER_PORT,
+  MiB,
+  STARTER_HOST,
+  captureUnhandledErrors,
+  connectPacket,
+  digest,
+  ensureBuilt,
+  gc,
+  messages,
+  rng,
+  spoofable,
+  world,
+} from './helpers';
+import type { EndpointStats } from '../../lib/core/endpoint';
+
+jest.setTimeout(120_000);
+
+const FLOOD = 100_000;
+
+test(`virtual time: ${FLOOD.toLocaleString('en')} CONNECTs from random ids and ports — bounded table, half-open expiry after connectTimeout, memory back to its level, honest peer connects afterwards`, () => {
+  const unhandled = captureUnhandledErrors();
+  const w = world();
+  const CONNECT_TIMEOUT = 5000;
+  const MAX = 1024;
+  const socket = spoofable(w.network.socketFactory(LISTENER_HOST), (address) => address.startsWith('10.1.'));
+  let stats: EndpointStats | undefined;
+  let open = 0;
+  let maxOpen = 0;
+  let accepted = 0;
+  const lifetimes = new Map<number, number>();
+  const endings = new Map<string, number>();
+  w.keep(
+    listenOverUdp({ host: LISTENER_HOST, port: LISTENER_PORT, scheduler: w.scheduler, socketFactory: socket.factory, connectTimeout: CONNECT_TIMEOUT, maxConnections: MAX, onListening: (_, s) => (stats = s) }).subscribe((c) => {
+      if (c.remote.address === STARTER_HOST) {
+        c.messages$.subscribe({ next: (m) => c.send$.next(m), error: () => undefined });
+        return;
+      }
+      accepted++;
+      open++;
+      maxOpen = Math.max(maxOpen, open);
+      const at = w.scheduler.now();
+      c.messages$.subscribe({
+        error: (e: Error) => {
+          open--;
+          endings.set(e.name, (endings.get(e.name) ?? 0) + 1);
+          const lifetime = w.scheduler.now() - at;
+          lifetimes.set(lifetime, (lifetimes.get(lifetime) ?? 0) + 1);
+        },
+        complete: () => void open--,
+      });
+    }),
+  );
+  w.run(1);
+  gc();
+  const heapBefore = process.memoryUsage().heapUsed;
+
+  // 100,000 CONNECTs over 10 virtual seconds, each from a random port of one of 254 addresses, with a
+  // random id. (Few addresses: the virtual network keeps state per host pair, which is not ours to measure.)
+  const r = rng(1);
+  for (let ms = 0; ms < 10_000; ms++) {
+    for (let k = 0; k < FLOOD / 10_000; k++) {
+      socket.inject(connectPacket(r.int(1, 0xffffffff), r.int(0, 0xffffffff)), `10.1.0.${r.int(1, 254)}`, r.int(1024, 65535));
+    }
+    w.run(1);
+    if (open > MAX) throw new Error(`${open} connections open at ${w.scheduler.now()} ms, beyond maxConnections ${MAX}`);
+  }
+  const duringFlood = { accepted, refused: stats!.refusedConnections, maxOpen, openAtEnd: open };
+  // The flood stops: every half-open connection expires within connectTimeout, then lingers (5 s).
+  w.run(CONNECT_TIMEOUT + 1);
+  expect(open).toBe(0);
+  w.run(10_000);
+  gc();
+  const heapAfter = process.memoryUsage().heapUsed;
+  console.log(
+    `virtual flood: ${FLOOD} CONNECTs, ${duringFlood.accepted} accepted, ${duringFlood.refused} refused, at most ${duringFlood.maxOpen} open; ` +
+      `lifetimes ${JSON.stringify([...lifetimes])}; heap ${((heapAfter - heapBefore) / MiB).toFixed(1)} MiB after vs before; ` +
+      `${w.scheduler.actions.length} actions scheduled; ${socket.diverted.datagrams} answers (${socket.diverted.bytes} bytes) to the flood's sources`,
+  );
+  expect(duringFlood.maxOpen).toBe(MAX);
+  // One answer per CONNECT (CONNECT_ACK or CLOSE reason 5), none larger than it: no amplification.
+  expect(socket.diverted.datagrams).toBe(FLOOD);
+  expect(socket.diverted.bytes).toBeLessThanOrEqual(FLOOD * 64);
+  expect(duringFlood.accepted + duringFlood.refused).toBe(FLOOD);
+  expect([...endings.keys()]).toEqual(['ConnectionTimeoutError']);
+  // Each half-open connection lived exactly connectTimeout.
+  expect([...lifetimes.keys()]).toEqual([CONNECT_TIMEOUT]);
+  // Nothing of the flood is left: no timer, and the heap is back to its level.
+  expect(w.scheduler.actions.length).toBe(0);
+  expect(heapAfter - heapBefore).toBeLessThan(4 * MiB);
+
+  // An honest peer connects and is echoed.
+  const sent = messages(5, 1, 20_000);
+  const echoed: string[] = [];
+  const errors: unknown[] = [];
+  w.keep(
+    connectOverUdp({ host: LISTENER_HOST, port: LISTENER_PORT, scheduler: w.scheduler, socketFactory: w.network.socketFactory(STARTER_HOST) }).subscribe({
+      next: (c) => {
+        c.messages$.subscribe({ next: (m) => void echoed.push(digest(m)), error: (e) => void errors.push(e) });
+        for (const m of sent) c.send$.next(m);
+      },
+      error: (e) => void errors.push(e),
+    }),
+  );
+  w.run(5000);
+  expect(errors).toEqual([]);
+  expect(echoed).toEqual(sent.map(digest));
+  expect(unhandled.errors).toEqual([]);
+  unhandled.restore();
+  w.close();
+});
+
+// ---------------------------------------------------------------------------------------------
+
+const resources = useResources();
+
+/** The listener's RSS must stay below this during and after the flood (measured: see the log line and README). */
+const RSS_BOUND_MB = 160;
+
+let child: Child | undefined;
+afterEach(async () => {
+  child?.proc.stdin?.end();
+  await child?.kill();
+  child = undefined;
+});
+
+test(`real loopback: ${FLOOD.toLocaleString('en')} CONNECTs from 100 random ports against a listener process — RSS below ${RSS_BOUND_MB} MB, honest peer connects afterwards`, async () => {
+  ensureBuilt();
+  const CONNECT_TIMEOUT = 1000;
+  // Half-open connections expire after max(connectTimeout, 2 × pingInterval) = 1 s; the pings alone
+  // would take (pingPacketCount + 1) × pingInterval = 3 s.
+  child = new Child(join(FIXTURES, 'listener.js'), [JSON.stringify({ options: { connectTimeout: CONNECT_TIMEOUT, pingInterval: 500 }, echo: true, sampleMs: 50 })]);
+  const { port } = (await child.waitFor((l) => l.event === 'listening', 10_000, 'the listener')) as { port: number };
+  await sleep(300);
+  const baseline = child.lines.filter((l) => l.event === 'sample').at(-1) as { rss: number } | undefined;
+
+  const sockets: Socket[] = [];
+  let replies = 0;
+  let received = 0;
+  child.proc.stdout!.on('data', () => {
+    const last = child?.lines.at(-1) as { stats?: EndpointStats } | undefined;
+    if (last?.stats !== undefined) received = last.stats.datagramsReceived;
+  });
+  for (let i = 0; i < 100; i++) {
+    const s = createSocket('udp4');
+    s.on('message', () => void replies++);
+    await new Promise<void>((resolve) => s.bind(0, HOST, resolve));
+    sockets.push(s);
+  }
+  const r = rng(2);
+  const startedAt = performance.now();
+  try {
+    for (let sent = 0; sent < FLOOD; ) {
+      let inFlight = 0;
+      for (let k = 0; k < 500; k++, sent++) {
+        inFlight++;
+        r.pick(sockets).send(connectPacket(r.int(1, 0xffffffff), r.int(0, 0xffffffff)), port, HOST, () => void inFlight--);
+      }
+      while (inFlight > 0) await new Promise((resolve) => setImmediate(resolve));
+      // At most 3,000 ahead of the listener (its samples come every 50 ms), so the kernel drops little.
+      for (const until = performance.now() + 1000; sent - received > 3000 && performance.now() < until; ) await sleep(5);
+    }
+    const floodMs = performance.now() - startedAt;
+    const seen = child.lines.length;
+    child.send({ cmd: 'sample' });
+    const atFloodEnd = (await child.waitFor((l) => l.event === 'sample' && child!.lines.indexOf(l) >= seen, 5000, 'a sample')) as Record<string, unknown>;
+    // The flood stops; within connectTimeout every half-open connection is gone.
+    await sleep(CONNECT_TIMEOUT + 300);
+    const seenBefore = child.lines.length;
+    child.send({ cmd: 'sample' });
+    const last = (await child.waitFor((l) => l.event === 'sample' && child!.lines.indexOf(l) >= seenBefore, 2000, 'a sample')) as { stats: EndpointStats; accepted: number; open: number };
+    expect(last.open).toBe(0);
+
+    // An honest peer connects and is echoed.
+    const client = await connectClient(resources, port, { connectTimeout: 3000 });
+    const sent = messages(10, 3, 50_000);
+    for (const m of sent) client.conn.send$.next(m);
+    await client.inbox.waitFor(10, 10_000, 'echoes');
+    expect(client.inbox.messages.map(digest)).toEqual(sent.map(digest));
+    client.conn.close();
+
+    const samples = child.lines.filter((l) => l.event === 'sample') as { t: number; rss: number; open: number }[];
+    const peak = Math.max(...samples.map((s) => s.rss));
+    const maxOpen = Math.max(...samples.map((s) => s.open));
+    const mb = (n: number) => (n / MiB).toFixed(1);
+    console.log(
+      `real flood: ${FLOOD} CONNECTs in ${Math.round(floodMs)} ms; listener received ${last.stats.datagramsReceived}, accepted ${last.accepted}, refused ${last.stats.refusedConnections}, ` +
+        `at most ${maxOpen} open; ${replies} answers reached the flooder; RSS baseline ${mb(baseline?.rss ?? 0)} MB, at flood end ${mb(atFloodEnd.rss as number)} MB, peak ${mb(peak)} MB, ` +
+        `after expiry ${mb(samples.at(-1)!.rss)} MB`,
+    );
+    expect(maxOpen).toBeLessThanOrEqual(1024);
+    expect(last.stats.datagramsReceived).toBeGreaterThan(0.9 * FLOOD);
+    expect(last.accepted + last.stats.refusedConnections).toBeGreaterThanOrEqual(last.stats.datagramsReceived - 100);
+    expect(peak / MiB).toBeLessThan(RSS_BOUND_MB);
+  } finally {
+    for (const s of sockets) s.close();
+  }
+});
