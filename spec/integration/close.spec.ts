@@ -152,6 +152,10 @@ test('after closing everything, no UDP socket and no extra timer is left', async
   // Closing a socket takes a turn of the event loop.
   const udpGone = await eventually(() => countOf(process.getActiveResourcesInfo(), 'UDPWRAP') === 0, 1000);
   expect(udpGone ? [] : process.getActiveResourcesInfo().filter((r) => /^udpwrap$/i.test(r))).toEqual([]);
+  // On a loaded machine one more timer (seen once under the full suite, not identified) can still
+  // be pending right after the sockets close; give it a second: a leaked timer would stay.
+  // spec/hardening/cycles.spec.ts checks leftovers strictly over 500 real cycles.
+  await eventually(() => countOf(process.getActiveResourcesInfo(), 'Timeout') <= timersBefore, 1000);
   const after = process.getActiveResourcesInfo();
   expect(countOf(after, 'Timeout')).toBeLessThanOrEqual(timersBefore);
 });
