@@ -5,6 +5,7 @@
 import { createCipheriv, createHash } from 'node:crypto';
 import type { Subscription } from 'rxjs';
 import { connect, listen, type Connection, type ConnectOptions, type ListenOptions } from '../../lib/index';
+import { mulberry32 } from '../../lib/testing/random';
 
 export const HOST = '127.0.0.1';
 
@@ -225,17 +226,8 @@ export function sha256(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-/** mulberry32: a small seeded PRNG, floats in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small seeded PRNG, floats in [0, 1): the testing kit's. */
+export const seededRandom = mulberry32;
 
 /** `size` deterministic pseudo-random bytes for (seed, index): an AES-128-CTR keystream (fast). */
 export function seededBytes(seed: number, index: number, size: number): Buffer {
