@@ -8,16 +8,7 @@
  */
 const { map } = require('rxjs');
 
-function mulberry32(seed) {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const { mulberry32 } = require('../dist/testing/random.js'); // the testing kit's seeded PRNG
 
 /**
  * @param {import('../dist/core/transport').SocketFactory} factory

@@ -96,15 +96,9 @@ function usage(problem) {
 const MAGIC = 0x534f414b; // 'SOAK'
 const HEADER = 48;
 
+/** The testing kit's seeded PRNG (dist/ is built before any soak process starts). */
 function mulberry32(seed) {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return require(path.join(ROOT, 'dist', 'testing', 'random.js')).mulberry32(seed);
 }
 
 function body(id, direction, seq, size) {

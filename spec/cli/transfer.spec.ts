@@ -3,107 +3,37 @@
  * processes over real loopback sockets, files in a temporary directory. Every child is killed
  * (by its own PID) after each test; every wait is bounded.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
 import { closeSync, createReadStream, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { Subscription, firstValueFrom, switchMap, toArray, map, take } from 'rxjs';
 import { connect } from '../../lib/index';
+import { Cli as CliProcess, HOST, useBuiltCli, within, type Exit } from './cli-process';
 import { Progress, formatBytes, formatClock, type ProgressOutput } from '../../lib/cli/progress';
 import { checkName, decodeHeader, decodeReceiverMessage, encodeControl } from '../../lib/cli/transfer-protocol';
 
-const ROOT = resolve(__dirname, '../..');
-const MAIN = join(ROOT, 'dist', 'cli', 'main.js');
-const HOST = '127.0.0.1';
 const MIB = 1024 * 1024;
 
 jest.setTimeout(30_000);
+useBuiltCli();
 
 let work: string;
 
 beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'rx-rudp-transfer-'));
-  try {
-    execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'pipe', timeout: 120_000 });
-  } catch (error) {
-    // Others' work in progress may not compile; tsc still emits. Only errors in the CLI count here.
-    const output = String((error as { stdout?: unknown }).stdout ?? error);
-    if (/lib[\\/]cli[\\/]/.test(output) || !existsSync(MAIN)) throw new Error(`build failed:\n${output}`);
-  }
-}, 120_000);
+});
 
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-interface Exit {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-}
-
-const running = new Set<ChildProcess>();
 const subscriptions = new Subscription();
-
-afterEach(() => {
-  for (const child of running) if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
-  running.clear();
-});
 
 afterAll(() => subscriptions.unsubscribe());
 
-function within<T>(promise: Promise<T>, ms: number, label: () => string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${label()}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** One CLI process, with its output so far. */
-class Cli {
-  readonly child: ChildProcess;
-  stdout = '';
-  stderr = '';
-  readonly exited: Promise<Exit>;
-  private readonly waiters = new Set<() => void>();
-
+/** The CLI, run in the test's work directory with no stdin. */
+class Cli extends CliProcess {
   constructor(args: readonly string[]) {
-    this.child = spawn(process.execPath, [MAIN, ...args], { cwd: work, stdio: ['ignore', 'pipe', 'pipe'] });
-    running.add(this.child);
-    this.child.stdout!.setEncoding('utf8').on('data', (chunk: string) => this.append('stdout', chunk));
-    this.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => this.append('stderr', chunk));
-    this.exited = new Promise((resolveExit) => {
-      this.child.on('close', (code, signal) => {
-        running.delete(this.child);
-        resolveExit({ code, signal });
-      });
-    });
-  }
-
-  /** Resolves with the first match of `pattern` in stdout or stderr; rejects after `ms`. */
-  waitFor(stream: 'stdout' | 'stderr', pattern: RegExp, ms = 5_000): Promise<RegExpMatchArray> {
-    return within(
-      new Promise<RegExpMatchArray>((resolveMatch) => {
-        const check = (): void => {
-          const match = this[stream].match(pattern);
-          if (match === null) return;
-          this.waiters.delete(check);
-          resolveMatch(match);
-        };
-        this.waiters.add(check);
-        check();
-      }),
-      ms,
-      () => `${pattern} on ${stream}; stdout: ${JSON.stringify(this.stdout)}, stderr: ${JSON.stringify(this.stderr)}`,
-    );
-  }
-
-  exit(ms = 10_000): Promise<Exit> {
-    return within(this.exited, ms, () => `exit; stdout: ${JSON.stringify(this.stdout.slice(-2000))}, stderr: ${JSON.stringify(this.stderr.slice(-2000))}`);
-  }
-
-  private append(stream: 'stdout' | 'stderr', chunk: string): void {
-    this[stream] += chunk;
-    for (const check of [...this.waiters]) check();
+    super(args, { cwd: work, stdin: false });
   }
 }
 
