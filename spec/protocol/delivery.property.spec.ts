@@ -83,7 +83,9 @@ describe('delivery over an impaired virtual network (property)', () => {
           const fromA = makeMessages(sizesA, 1);
           const fromB = makeMessages(sizesB, 2);
           const violations: string[] = [];
-          const options = { scheduler, receiveWindow, pingInterval: 5_000, deliveryTimeout: 200 };
+          // connectTimeout also bounds the listener's half-open expiry: a starter with nothing to send
+          // proves itself only by its greeting and its pings, which this link may all lose.
+          const options = { scheduler, receiveWindow, pingInterval: 5_000, deliveryTimeout: 200, connectTimeout: 60_000 };
           const hooks = { initialSeq, initialBatch: initialSeq === 0 ? 0 : 2 ** 32 - 2 };
           const receivedByA: string[] = [];
           const receivedByB: string[] = [];
@@ -106,7 +108,7 @@ describe('delivery over an impaired virtual network (property)', () => {
             b = c;
             attach(c, receivedByB, fromB);
           });
-          const starter = connect({ ...options, host: '10.0.0.2', port: 5000, connectTimeout: 60_000, socketFactory: windowChecked(network.socketFactory('10.0.0.1'), initialSeq, receiveWindow, violations) }, hooks).subscribe({
+          const starter = connect({ ...options, host: '10.0.0.2', port: 5000, socketFactory: windowChecked(network.socketFactory('10.0.0.1'), initialSeq, receiveWindow, violations) }, hooks).subscribe({
             next: (c) => {
               a = c;
               attach(c, receivedByA, fromA);
