@@ -46,10 +46,10 @@ describe('acknowledgements', () => {
     });
   });
 
-  it('does not ack again a copy arriving right behind an ack that covered it (redundant sends)', () => {
+  it('acks again, within the 5 ms coalescing bound, a copy right behind the ack that covered it (PROTOCOL.md §5)', () => {
     ts.run(({ hot, expectObservable }) => {
       const { outgoing$ } = harness(ts, quiet, hot('(aa)', { a: data(0) }));
-      expectObservable(outgoing$, '^ 20ms !').toBe('a', { a: 'A1' });
+      expectObservable(outgoing$, '^ 20ms !').toBe('a 4ms a', { a: 'A1' });
     });
   });
 

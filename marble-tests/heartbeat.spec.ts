@@ -1,7 +1,8 @@
 import { TestScheduler } from 'rxjs/testing';
 import { ConnectionTimeoutError } from '../lib/core/errors';
 import { heartbeat } from '../lib/core/heartbeat';
-import { harness, ping } from './harness';
+import { ID, harness, ping } from './harness';
+import { PacketType } from '../lib/wire/packet';
 
 describe('heartbeat', () => {
   let ts: TestScheduler;
@@ -27,6 +28,16 @@ describe('heartbeat', () => {
       const { connection, outgoing$ } = harness(ts, { pingInterval: 100, pingPacketCount: 2 }, hot('50ms p', { p: ping(7) }));
       expectObservable(outgoing$, '^ 500ms !').toBe('50ms a 99ms p 99ms p 99ms (cc)', { a: 'PA7', p: 'P', c: 'C1' });
       expectObservable(connection.messages$).toBe('350ms #', undefined, new ConnectionTimeoutError(300));
+    });
+  });
+
+  it('takes one RTT sample per PING: a duplicated PING_ACK gives no second one', () => {
+    ts.run(({ hot }) => {
+      // PING 1 leaves at 1000; its PING_ACK arrives at 1020, and a copy of it at 1500 (before PING 2).
+      const pingAck = { type: PacketType.PingAck, connectionId: ID, nonce: 1 } as const;
+      const { connection } = harness(ts, { pingInterval: 1000, pingPacketCount: 5 }, hot('1020ms a 479ms a', { a: pingAck }));
+      ts.schedule(() => expect(connection.stats.rtt).toBe(20), 1200);
+      ts.schedule(() => expect(connection.stats.rtt).toBe(20), 1600);
     });
   });
 });

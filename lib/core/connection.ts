@@ -5,12 +5,15 @@ import {
   HEADER_SIZE,
   PacketType,
   type ClosePacket,
+  type ConnectAckPacket,
   type DataPacket,
   type Packet,
   type SeqRange,
 } from '../wire/packet';
 import { MAX_CLOSE_TEXT_BYTES } from '../wire/packet';
+import { encodedLength } from '../wire/codec';
 import { coalesceAcks } from './acks';
+import { AddressValidation } from './address-validation';
 import { errorForClose } from './close';
 import { NewReno, type CongestionController } from './congestion';
 import { Deadline } from './deadline';
@@ -100,9 +103,9 @@ export interface ConnectionParams {
   /** Called once, when the connection has ended. */
   readonly onClosed?: (info: CloseInfo) => void;
   /**
-   * False for a listener's new connection: until a packet from the peer proves the source address
-   * real, it sends nothing but CLOSE (no DATA, PING or DIRECT), so a spoofed CONNECT cannot aim
-   * more bytes at a victim than the 64 it cost. Default true.
+   * False for a listener's new connection: until a packet other than CONNECT proves the source
+   * address real, it sends at most 3 × the bytes of the CONNECTs it was credited with
+   * (PROTOCOL.md §3). Default true (a starter chose the address it sends to).
    */
   readonly peerValidated?: boolean;
   /** Test hook (not public API): first `seq` and `batch` of both directions. */
@@ -171,8 +174,10 @@ export class ConnectionCore implements Connection {
   private pingNonce = 0;
   private lastDataAt = -Infinity;
   private lastAckSentAt = -Infinity;
-  private peerValidated: boolean;
+  private readonly validation: AddressValidation;
   private pingSentAt = 0;
+  /** A PING is waiting for its PING_ACK: a duplicated PING_ACK must not give a second RTT sample. */
+  private pingOutstanding = false;
 
   constructor(params: ConnectionParams) {
     const { options, scheduler } = params;
@@ -181,7 +186,7 @@ export class ConnectionCore implements Connection {
     this.options = options;
     this.scheduler = scheduler;
     this.transmitDatagram = params.transmit;
-    this.peerValidated = params.peerValidated ?? true;
+    this.validation = new AddressValidation(params.peerValidated ?? true);
     this.onClosed = params.onClosed;
     const datagramSize = Math.min(options.maxDatagramSize, params.peerMaxDatagramSize);
     this.maxDirectSize = datagramSize - HEADER_SIZE;
@@ -230,8 +235,7 @@ export class ConnectionCore implements Connection {
           next: () => this.ping(),
           error: (error: RudpError) => {
             if (error instanceof ConnectionTimeoutError) this.emit({ type: 'ping-timeout', time: this.scheduler.now(), silentMs: error.silentMs });
-            // No CLOSE to a source never heard from: it may be spoofed.
-            this.terminate(CloseReason.Timeout, 'no answer to pings', false, error, this.peerValidated);
+            this.terminate(CloseReason.Timeout, 'no answer to pings', false, error, true);
           },
         }),
     );
@@ -284,9 +288,9 @@ export class ConnectionCore implements Connection {
     if (payload.length > this.maxDirectSize) {
       throw new MessageTooLargeError(`DIRECT payload of ${payload.length} bytes exceeds ${this.maxDirectSize}; send it as a message instead`);
     }
-    if (this.closeInfo !== undefined || !this.peerValidated) return false;
+    if (this.closeInfo !== undefined) return false;
+    if (!this.transmit({ type: PacketType.Direct, connectionId: this.id, payload })) return false;
     this.counters.directSent++;
-    this.transmit({ type: PacketType.Direct, connectionId: this.id, payload });
     return true;
   }
 
@@ -310,9 +314,9 @@ export class ConnectionCore implements Connection {
     this.counters.packetsReceived++;
     this.counters.bytesReceived += size;
     this.alive$.next();
-    if (!this.peerValidated) {
-      this.peerValidated = true;
-      this.afterSenderChange(this.scheduler.now()); // send what the application queued meanwhile
+    if (!this.validation.validated) {
+      this.validation.validate();
+      this.afterSenderChange(this.scheduler.now()); // send what the budget held back
       if (this.closeInfo !== undefined) return;
     }
     switch (packet.type) {
@@ -336,7 +340,10 @@ export class ConnectionCore implements Connection {
         this.transmit({ type: PacketType.PingAck, connectionId: this.id, nonce: packet.nonce });
         return;
       case PacketType.PingAck:
-        if (packet.nonce === this.pingNonce) this.rtt.sample(this.scheduler.now() - this.pingSentAt);
+        if (this.pingOutstanding && packet.nonce === this.pingNonce) {
+          this.pingOutstanding = false;
+          this.rtt.sample(this.scheduler.now() - this.pingSentAt);
+        }
         return;
       case PacketType.Close:
         return this.onClose(packet);
@@ -350,14 +357,21 @@ export class ConnectionCore implements Connection {
     }
   }
 
-  /** True once any valid packet came from the peer (a listener expires connections that stay half-open). */
-  get heardFromPeer(): boolean {
-    return this.counters.packetsReceived > 0;
+  /**
+   * A listener's answer to a CONNECT for this connection (the first, or one resent because the
+   * CONNECT_ACK was lost): the CONNECT's bytes join the address-validation budget, which the
+   * CONNECT_ACK then spends.
+   */
+  answerConnect(ack: ConnectAckPacket, connectSize: number): void {
+    if (this.closeInfo !== undefined) return;
+    this.validation.credit(connectSize);
+    this.transmit(ack);
+    this.afterSenderChange(this.scheduler.now()); // a larger budget may let held DATA go
   }
 
   /**
    * The starter's first word once open: a DATA_ACK of its (empty) receive state, sent at once so
-   * the listener sees the starter's address is real and may start sending (see `peerValidated`),
+   * the listener sees the starter's address is real and may send freely (PROTOCOL.md §3's SHOULD),
    * without waiting for data or a ping. `handshakeRtt` seeds the RTT estimate when the first
    * CONNECT was the one answered (Karn).
    */
@@ -392,9 +406,10 @@ export class ConnectionCore implements Connection {
       }
       case DataOutcome.Duplicate:
         this.counters.duplicatesReceived++;
-        // A copy right behind an ack that already covered it (redundancy sends two at once):
-        // that ack is its acknowledgement. Otherwise our ack was probably lost: answer at once.
-        if (now - this.lastAckSentAt >= SPARSE_GAP_MS) this.dataArrived$.next(true);
+        // Every DATA is acknowledged (PROTOCOL.md §5). A copy right behind an ack that covered it
+        // (redundancy sends two at once) may wait for the coalescing delay; otherwise our ack was
+        // probably lost: answer at once.
+        this.dataArrived$.next(now - this.lastAckSentAt >= SPARSE_GAP_MS);
         return;
       case DataOutcome.OutsideWindow:
         this.counters.droppedDatagrams++;
@@ -472,8 +487,8 @@ export class ConnectionCore implements Connection {
 
   /** After anything that may open the window or queue data: send what fits, keep the deadline honest. */
   private afterSenderChange(now: number): void {
-    if (this.closeInfo !== undefined || !this.peerValidated) return;
-    this.sender.pump(now);
+    if (this.closeInfo !== undefined) return;
+    this.sender.pump(now, this.validation.allowance);
     if (this.sender.inFlight > 0) this.retransmitTimer.setIfEarlier(now + this.rtt.rto);
     if (this.state === 'closing' && this.sender.idle) this.terminate(CloseReason.Normal, '', false, undefined, true);
   }
@@ -486,11 +501,12 @@ export class ConnectionCore implements Connection {
   }
 
   private ping(): void {
-    if (!this.peerValidated) return;
-    this.pingNonce = (this.pingNonce + 1) >>> 0;
+    const nonce = (this.pingNonce + 1) >>> 0;
+    if (!this.transmit({ type: PacketType.Ping, connectionId: this.id, nonce })) return; // beyond the budget: the next one may fit
+    this.pingNonce = nonce;
+    this.pingOutstanding = true;
     this.pingSentAt = this.scheduler.now();
     this.counters.pingsSent++;
-    this.transmit({ type: PacketType.Ping, connectionId: this.id, nonce: this.pingNonce });
     this.emit({ type: 'ping', time: this.pingSentAt });
   }
 
@@ -508,9 +524,12 @@ export class ConnectionCore implements Connection {
     this.terminate(packet.reason, packet.text, true, errorForClose(packet.reason, packet.text), false);
   }
 
-  private transmit(packet: Packet): void {
+  /** Sends a packet; false when the address-validation budget holds it back (nothing sent). */
+  private transmit(packet: Packet): boolean {
+    if (!this.validation.validated && !this.validation.spend(encodedLength(packet))) return false;
     this.counters.packetsSent++;
     this.counters.bytesSent += this.transmitDatagram(packet);
+    return true;
   }
 
   private terminate(reason: number, text: string, byPeer: boolean, error: RudpError | undefined, sendClose: boolean): void {

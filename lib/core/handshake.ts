@@ -1,6 +1,6 @@
 import { first, map, merge, ignoreElements, take, tap, throwError, timeout, timer, type Observable, type SchedulerLike } from 'rxjs';
-import { PacketType, type ClosePacket, type ConnectAckPacket, type ConnectPacket } from '../wire/packet';
-import { ConnectTimeoutError } from './errors';
+import { CloseReason, PacketType, type ClosePacket, type ConnectAckPacket, type ConnectPacket } from '../wire/packet';
+import { ConnectionRefusedError, ConnectTimeoutError, type RudpError } from './errors';
 import { errorForClose } from './close';
 
 export interface HandshakeConfig {
@@ -26,8 +26,9 @@ export function handshake(config: HandshakeConfig) {
     const answer$ = replies$.pipe(
       first((p) => p.type === PacketType.Close || p.nonce === connect.nonce),
       map((p) => {
-        if (p.type === PacketType.Close) throw errorForClose(p.reason, p.text, `${config.address}:${config.port} refused the connection`);
-        return p;
+        if (p.type !== PacketType.Close) return p;
+        if (p.reason === CloseReason.TooManyConnections || p.reason === CloseReason.ShuttingDown) throw refusal(p, config);
+        throw new ConnectionIdRefused(p, refusal(p, config));
       }),
     );
     const retries$ = timer(0, deliveryTimeout, scheduler).pipe(
@@ -43,4 +44,19 @@ export function handshake(config: HandshakeConfig) {
       }),
     );
   };
+}
+
+/** A CLOSE answered our CONNECT for a reason tied to its connection id; `error` is what to report if we give up. */
+export class ConnectionIdRefused extends Error {
+  constructor(
+    readonly close: ClosePacket,
+    readonly error: RudpError,
+  ) {
+    super(error.message);
+  }
+}
+
+function refusal(close: ClosePacket, config: HandshakeConfig): RudpError {
+  const context = `${config.address}:${config.port} refused the connection`;
+  return errorForClose(close.reason, close.text, context) ?? new ConnectionRefusedError(`${context} (it closed the attempt at once, reason 0${close.text === '' ? '' : `: ${close.text}`})`);
 }

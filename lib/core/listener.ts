@@ -1,9 +1,9 @@
-import { Observable, type SchedulerLike, type Subscription } from 'rxjs';
-import { CloseReason, CONNECT_MIN_SIZE, PacketType, type ConnectPacket, type Packet } from '../wire/packet';
+import { Observable, type SchedulerLike } from 'rxjs';
+import { CloseReason, PacketType, type ConnectAckPacket, type ConnectPacket, type Packet } from '../wire/packet';
 import { ConnectionCore } from './connection';
 import { Deadline } from './deadline';
 import { datagramTooLarge, decodeDatagram, errorCode, transmitter, type EndpointStats } from './endpoint';
-import { ConnectionClosedError, ConnectionTimeoutError } from './errors';
+import { ConnectionClosedError } from './errors';
 import type { ResolvedProtocolOptions } from './options';
 import type { Datagram, DatagramSocket } from './transport';
 
@@ -21,8 +21,6 @@ interface Live {
   readonly address: string;
   readonly port: number;
   readonly connection: ConnectionCore;
-  /** Expires the connection if the peer sends nothing after CONNECT_ACK (a spoofed or dead starter). */
-  readonly halfOpenExpiry: Subscription;
 }
 
 /** A connection closed recently: packets for it are answered with CLOSE (PROTOCOL.md §8). */
@@ -67,22 +65,23 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
       transmitter(socket, address, port, stats)(packet);
     };
 
-    const accept = (connect: ConnectPacket, address: string, port: number): void => {
+    const accept = (connect: ConnectPacket, size: number, address: string, port: number): void => {
       const id = connect.connectionId;
-      const ack = (): void =>
-        reply(
-          { type: PacketType.ConnectAck, connectionId: id, maxDatagramSize: options.maxDatagramSize, receiveWindow: options.receiveWindow, nonce: connect.nonce },
-          address,
-          port,
-        );
+      const ack: ConnectAckPacket = {
+        type: PacketType.ConnectAck,
+        connectionId: id,
+        maxDatagramSize: options.maxDatagramSize,
+        receiveWindow: options.receiveWindow,
+        nonce: connect.nonce,
+      };
       const existing = live.get(id);
       if (existing !== undefined) {
-        if (existing.address === address && existing.port === port) return ack();
+        if (existing.address === address && existing.port === port) return existing.connection.answerConnect(ack, size);
         // Another peer picked the same id: it must choose a new one.
         return reply({ type: PacketType.Close, connectionId: id, reason: CloseReason.ProtocolError, text: 'connection id in use' }, address, port);
       }
       const closed = lingering.get(id);
-      if (closed !== undefined && closed.address === address && closed.port === port) return answerClosed(id, closed, CONNECT_MIN_SIZE);
+      if (closed !== undefined && closed.address === address && closed.port === port) return answerClosed(id, closed, size);
       if (live.size >= config.maxConnections) {
         stats.refusedConnections++;
         return reply({ type: PacketType.Close, connectionId: id, reason: CloseReason.TooManyConnections, text: 'too many connections' }, address, port);
@@ -99,25 +98,21 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
           if (errorCode(error) === 'EMSGSIZE') connection.fail(datagramTooLarge(error, options.maxDatagramSize));
         }),
         onClosed: (info) => {
-          live.get(id)?.halfOpenExpiry.unsubscribe();
           live.delete(id);
           if (stopped) return;
           const until = scheduler.now() + lingerMs;
+          // Delete first: a Map keeps a re-set key in its old place, and the sweeper relies on insertion order being time order.
+          lingering.delete(id);
           lingering.set(id, { address, port, reason: info.reason, until, lastCloseSentAt: info.byPeer ? -Infinity : scheduler.now() });
           sweeper.setIfEarlier(until);
         },
         ...(config.initialSeq === undefined ? {} : { initialSeq: config.initialSeq }),
         ...(config.initialBatch === undefined ? {} : { initialBatch: config.initialBatch }),
       });
-      // A live starter greets at once, and pings after pingInterval if that was lost: give it two chances.
-      const halfOpenMs = Math.max(options.connectTimeout, 2 * options.pingInterval);
-      const halfOpenExpiry = scheduler.schedule(() => {
-        if (connection.heardFromPeer) return;
-        // Silently: answering a possibly spoofed source would make us a reflector.
-        connection.fail(new ConnectionTimeoutError(halfOpenMs, `${address}:${port} sent nothing after the handshake within ${halfOpenMs} ms`));
-      }, halfOpenMs);
-      live.set(id, { address, port, connection, halfOpenExpiry });
-      ack();
+      // No separate half-open timer: within the §3 budget the connection pings a silent starter
+      // like any idle peer, and the ordinary ping timeout ends one that never answers.
+      live.set(id, { address, port, connection });
+      connection.answerConnect(ack, size);
       subscriber.next(connection);
     };
 
@@ -132,7 +127,7 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
     const onDatagram = (datagram: Datagram): void => {
       const packet = decodeDatagram(datagram, options.maxDatagramSize, stats);
       if (packet === undefined) return;
-      if (packet.type === PacketType.Connect) return accept(packet, datagram.address, datagram.port);
+      if (packet.type === PacketType.Connect) return accept(packet, datagram.data.length, datagram.address, datagram.port);
       const entry = live.get(packet.connectionId);
       if (entry !== undefined && entry.address === datagram.address && entry.port === datagram.port) {
         entry.connection.receive(packet, datagram.data.length);

@@ -111,8 +111,8 @@ export class Sender {
     this.bufferedBytes += message.length;
   }
 
-  /** Sends new packets while both windows allow. */
-  pump(now: number): void {
+  /** Sends new packets while both windows allow, and at most `byteBudget` bytes of them (address validation). */
+  pump(now: number, byteBudget = Infinity): void {
     while (this.queueHead < this.queue.length) {
       const offset = seqDiff(this.nextSeq, this.peerCumulative);
       const zeroWindowProbe = this.peerWindow === 0 && offset === 0 && !this.probeSent;
@@ -121,6 +121,8 @@ export class Sender {
       const size = DATA_HEADER_SIZE + message.payloads[index]!.length;
       const congested = this.bytesInFlight > 0 && this.bytesInFlight + size > this.congestion.window;
       if (!zeroWindowProbe && (offset >= this.peerWindow || congested)) return;
+      if (size > byteBudget) return;
+      byteBudget -= size;
       if (zeroWindowProbe) this.probeSent = true;
       const entry: InFlight = {
         type: PacketType.Data,

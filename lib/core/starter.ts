@@ -1,9 +1,9 @@
-import { Observable, Subject, type SchedulerLike } from 'rxjs';
+import { Observable, Subject, type SchedulerLike, type Subscription } from 'rxjs';
 import { PacketType, type ClosePacket, type ConnectAckPacket, type ConnectPacket } from '../wire/packet';
 import { ConnectionCore } from './connection';
 import { datagramTooLarge, decodeDatagram, errorCode, randomNonZero32, transmitter, type EndpointStats } from './endpoint';
-import { ConnectionClosedError, ConnectionRefusedError } from './errors';
-import { handshake } from './handshake';
+import { ConnectionClosedError, ConnectionRefusedError, ConnectTimeoutError } from './errors';
+import { ConnectionIdRefused, handshake } from './handshake';
 import type { ResolvedProtocolOptions } from './options';
 import type { DatagramSocket } from './transport';
 
@@ -27,7 +27,7 @@ export interface StarterConfig {
 export function openConnection(socket: DatagramSocket, config: StarterConfig): Observable<ConnectionCore> {
   const { address, port, options, scheduler, stats } = config;
   return new Observable<ConnectionCore>((subscriber) => {
-    const connectionId = config.connectionId ?? randomNonZero32();
+    let connectionId = config.connectionId ?? randomNonZero32();
     const send = transmitter(socket, address, port, stats, (error) => {
       const code = errorCode(error);
       if (code === 'EMSGSIZE') {
@@ -61,22 +61,25 @@ export function openConnection(socket: DatagramSocket, config: StarterConfig): O
       },
     });
 
-    const connect: ConnectPacket = {
-      type: PacketType.Connect,
-      connectionId,
-      maxDatagramSize: options.maxDatagramSize,
-      receiveWindow: options.receiveWindow,
-      nonce: randomNonZero32(),
-    };
+    const startedAt = scheduler.now();
     let firstConnectAt: number | undefined;
     let connectsSent = 0;
     const sendConnect = (packet: ConnectPacket): number => {
       if (connectsSent++ === 0) firstConnectAt = scheduler.now();
       return send(packet);
     };
-    const handshaking = replies$
-      .pipe(handshake({ connect, deliveryTimeout: options.deliveryTimeout, connectTimeout: options.connectTimeout, scheduler, send: sendConnect, address, port }))
-      .subscribe({
+    let idRetried = false;
+    const attempt = (): Subscription => {
+      const connect: ConnectPacket = {
+        type: PacketType.Connect,
+        connectionId,
+        maxDatagramSize: options.maxDatagramSize,
+        receiveWindow: options.receiveWindow,
+        nonce: randomNonZero32(),
+      };
+      // A second attempt (new id) gets what is left of connectTimeout.
+      const connectTimeout = idRetried ? Math.max(0, options.connectTimeout - (scheduler.now() - startedAt)) : options.connectTimeout;
+      return replies$.pipe(handshake({ connect, deliveryTimeout: options.deliveryTimeout, connectTimeout, scheduler, send: sendConnect, address, port })).subscribe({
         next: (ack) => {
           connection = new ConnectionCore({
             id: connectionId,
@@ -93,8 +96,19 @@ export function openConnection(socket: DatagramSocket, config: StarterConfig): O
           connection.greet(connectsSent === 1 && firstConnectAt !== undefined ? scheduler.now() - firstConnectAt : undefined);
           subscriber.next(connection);
         },
-        error: (error: unknown) => subscriber.error(error),
+        error: (error: unknown) => {
+          if (error instanceof ConnectTimeoutError) return subscriber.error(new ConnectTimeoutError(address, port, options.connectTimeout));
+          if (!(error instanceof ConnectionIdRefused)) return subscriber.error(error);
+          // PROTOCOL.md §3: the id lingers there (or another starter has it): pick a new one, once.
+          if (idRetried || config.connectionId !== undefined) return subscriber.error(error.error);
+          idRetried = true;
+          connectionId = randomNonZero32();
+          connectsSent = 2; // no handshake RTT sample across two ids
+          handshaking = attempt();
+        },
       });
+    };
+    let handshaking = attempt();
 
     return () => {
       handshaking.unsubscribe();

@@ -132,30 +132,116 @@ describe('listener', () => {
   });
 });
 
-describe('listener: half-open connections', () => {
-  it('expires a connection whose peer sends nothing after CONNECT_ACK within max(connectTimeout, 2 × pingInterval), silently, freeing its slot', () => {
-    const scheduler = new VirtualTimeScheduler(VirtualAction, Infinity);
-    const network = new VirtualNetwork({ scheduler });
-    const ended: string[] = [];
-    const sub = listen({ host: LISTENER, port: PORT, scheduler, connectTimeout: 1000, pingInterval: 400, maxConnections: 1, socketFactory: network.socketFactory(LISTENER) }).subscribe((c) =>
-      c.messages$.subscribe({ error: (e: Error) => ended.push(`${e.name} at ${scheduler.now()}`) }),
-    );
-    const sent: Packet[] = [];
-    let raw: DatagramSocket | undefined;
-    sub.add(network.socketFactory('10.0.0.1')({ type: 'udp4' }).subscribe((s) => (raw = s)));
-    sub.add(raw!.datagrams$.subscribe((d) => sent.push(decode(d.data) as Packet)));
-    raw!.send(encode(connectPacket(1, 1)), PORT, LISTENER);
-    scheduler.schedule(() => raw!.send(encode(connectPacket(2, 2)), PORT, LISTENER), 500); // refused: the slot is taken
-    scheduler.schedule(() => raw!.send(encode(connectPacket(3, 3)), PORT, LISTENER), 1500); // accepted: the half-open one expired
-    scheduler.maxFrames = 1600;
-    scheduler.flush();
-    expect(ended).toEqual(['ConnectionTimeoutError at 1000']);
-    expect(sent.map((p) => [p.type, p.connectionId])).toEqual([
-      [PacketType.ConnectAck, 1],
-      [PacketType.Close, 2],
-      [PacketType.ConnectAck, 3],
-    ]);
-    sub.unsubscribe();
+describe('listener: address validation (PROTOCOL.md §3)', () => {
+  const byteCount = (packets: readonly Packet[]): number => packets.reduce((sum, p) => sum + encode(p).length, 0);
+
+  it('pings a quiet starter that never greets, and keeps it alive while it answers', () => {
+    const t = setup({ pingInterval: 400 });
+    const peer = t.raw('10.0.0.1');
+    peer.send(connectPacket(1, 1));
+    t.run(10);
+    // An honest version-1 starter with nothing to say: it only answers PINGs.
+    let answered = 0;
+    for (let step = 0; step < 40; step++) {
+      t.run(100);
+      for (const p of peer.received.splice(0)) {
+        if (p.type === PacketType.Ping) {
+          answered++;
+          peer.send({ type: PacketType.PingAck, connectionId: 1, nonce: p.nonce });
+        }
+      }
+    }
+    t.run(1); // deliver the last PING_ACK
+    expect(answered).toBeGreaterThanOrEqual(8); // one PING per idle pingInterval over 4 s
+    expect(t.accepted[0]!.stats.packetsReceived).toBe(answered);
+    expect(t.accepted).toHaveLength(1);
+    let ended = false;
+    t.accepted[0]!.closed$.subscribe(() => (ended = true));
+    expect(ended).toBe(false);
+    t.close();
+  });
+
+  it('a spoofed CONNECT earns its source at most 3 × its bytes, whatever the application and the timers do', () => {
+    const t = setup({ pingInterval: 400 });
+    const victim = t.raw('10.0.0.1');
+    victim.send(connectPacket(1, 1));
+    t.run(1);
+    const connection = t.accepted[0]!;
+    connection.send$.next(new Uint8Array(5000)); // the application answers at once with a large message
+    connection.send$.next(new Uint8Array(20));
+    expect(connection.sendDirect(new Uint8Array(100))).toBe(true); // fits: 106 bytes of 192 - 14
+    t.run(150);
+    victim.send(connectPacket(1, 1)); // the starter's CONNECT retry (the ack "was lost"): 64 more bytes of budget
+    t.run(20_000);
+    const sent = byteCount(victim.received);
+    expect(sent).toBeGreaterThan(14 + 106); // it did answer, DIRECT and what else fitted
+    expect(sent).toBeLessThanOrEqual(3 * 2 * 64);
+    // The source never proved itself: the ping timeout ended the connection.
+    let ended: unknown;
+    connection.closed$.subscribe((info) => (ended = info.error?.name));
+    expect(ended).toBe('ConnectionTimeoutError');
+    t.close();
+  });
+
+  it('sends what it held once the starter proves its address', () => {
+    const t = setup({ pingInterval: 10_000 });
+    const peer = t.raw('10.0.0.1');
+    peer.send(connectPacket(1, 1));
+    t.run(1);
+    t.accepted[0]!.send$.next(new Uint8Array(3000));
+    t.run(50);
+    expect(peer.received.filter((p) => p.type === PacketType.Data)).toHaveLength(0); // 1200-byte DATA does not fit in 192 - 14
+    peer.send({ type: PacketType.DataAck, connectionId: 1, cumulative: 0, window: 64, ranges: [] }); // the greeting
+    t.run(1);
+    expect(peer.received.filter((p) => p.type === PacketType.Data).map((p) => (p as { seq: number }).seq)).toEqual([0, 1, 2]);
+    t.close();
+  });
+});
+
+describe('listener: acknowledgements and the linger table', () => {
+  it('acknowledges a duplicate DATA that arrives right after the DATA_ACK that covered it (PROTOCOL.md §5)', () => {
+    const t = setup();
+    const peer = t.raw('10.0.0.1');
+    peer.send(connectPacket(1, 1));
+    t.run(1);
+    const data: Packet = { type: PacketType.Data, connectionId: 1, seq: 0, batch: 0, index: 0, count: 1, payload: Buffer.from('x') };
+    const acks = () => peer.received.filter((p) => p.type === PacketType.DataAck).length;
+    // Our timer fired on a sub-millisecond path: a copy arrives in the same millisecond as the ack that covered it.
+    const copy = t.network.traffic$.subscribe((e) => {
+      if ((decode(e.data) as Packet).type !== PacketType.DataAck) return;
+      copy.unsubscribe();
+      peer.send(data);
+    });
+    peer.send(data);
+    t.run(1);
+    expect(acks()).toBe(1);
+    t.run(6); // the 5 ms bound
+    expect(acks()).toBe(2);
+    t.close();
+  });
+
+  it('sweeps a linger entry on time even after its id lingered before (re-added ids move to the end)', () => {
+    const t = setup({ pingInterval: 1000 }); // linger 5 s
+    const a = t.raw('10.0.0.1');
+    const b = t.raw('10.0.0.3');
+    const c = t.raw('10.0.0.4');
+    const closePacket = (id: number): Packet => ({ type: PacketType.Close, connectionId: id, reason: 0, text: '' });
+    a.send(connectPacket(1, 1));
+    t.run(10);
+    a.send(closePacket(1)); // id 1 lingers for a until ~5010
+    t.run(10);
+    b.send(connectPacket(1, 2)); // the same id from another address is a new connection
+    t.run(10);
+    c.send(connectPacket(2, 3));
+    t.run(10);
+    c.send(closePacket(2)); // id 2 lingers for c until ~5040
+    t.run(2960);
+    b.send(closePacket(1)); // id 1 lingers again, for b, until ~8000
+    t.run(2100); // now ~5100: id 2's linger is over
+    c.send(connectPacket(2, 4));
+    t.run(10);
+    expect(t.accepted.map((x) => x.id)).toEqual([1, 1, 2, 2]);
+    t.close();
   });
 });
 
