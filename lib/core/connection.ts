@@ -14,6 +14,7 @@ import { MAX_CLOSE_TEXT_BYTES } from '../wire/packet';
 import { encodedLength } from '../wire/codec';
 import { coalesceAcks } from './acks';
 import { AddressValidation } from './address-validation';
+import { NO_EXTENSIONS, type NegotiatedExtensions } from './extensions';
 import { errorForClose } from './close';
 import { NewReno, type CongestionController } from './congestion';
 import { Deadline } from './deadline';
@@ -108,6 +109,8 @@ export interface ConnectionParams {
    * (PROTOCOL.md §3). Default true (a starter chose the address it sends to).
    */
   readonly peerValidated?: boolean;
+  /** The §12 extensions the handshake negotiated (none by default). */
+  readonly extensions?: NegotiatedExtensions;
   /** Test hook (not public API): first `seq` and `batch` of both directions. */
   readonly initialSeq?: number;
   readonly initialBatch?: number;
@@ -136,6 +139,8 @@ export class ConnectionCore implements Connection {
   readonly remote: RemoteAddress;
   readonly send$ = new Subject<Uint8Array>();
   readonly maxDirectSize: number;
+  /** The §12 extensions this connection negotiated, by id (internal: extensions read their parameters here). */
+  readonly extensions: NegotiatedExtensions;
   private readonly messagesSubject = new Subject<Uint8Array>();
   private readonly directSubject = new Subject<Uint8Array>();
   private readonly stateSubject = new BehaviorSubject<ConnectionState>('open');
@@ -183,6 +188,7 @@ export class ConnectionCore implements Connection {
     const { options, scheduler } = params;
     this.id = params.id;
     this.remote = params.remote;
+    this.extensions = params.extensions ?? NO_EXTENSIONS;
     this.options = options;
     this.scheduler = scheduler;
     this.transmitDatagram = params.transmit;

@@ -4,6 +4,7 @@ import { ConnectionCore } from './connection';
 import { Deadline } from './deadline';
 import { datagramTooLarge, decodeDatagram, errorCode, transmitter, type EndpointStats } from './endpoint';
 import { ConnectionClosedError } from './errors';
+import { answerOffer, type Extension } from './extensions';
 import type { ResolvedProtocolOptions } from './options';
 import type { Datagram, DatagramSocket } from './transport';
 
@@ -12,6 +13,8 @@ export interface ListenerConfig {
   readonly maxConnections: number;
   readonly scheduler: SchedulerLike;
   readonly stats: EndpointStats;
+  /** The §12 extensions this listener supports (none by default). */
+  readonly extensions?: readonly Extension[];
   /** Test hook: first seq/batch of every connection. */
   readonly initialSeq?: number;
   readonly initialBatch?: number;
@@ -21,6 +24,8 @@ interface Live {
   readonly address: string;
   readonly port: number;
   readonly connection: ConnectionCore;
+  /** The CONNECT_ACK it was answered with: a resent CONNECT gets the same answer. */
+  readonly ack: ConnectAckPacket;
 }
 
 /** A connection closed recently: packets for it are answered with CLOSE (PROTOCOL.md §8). */
@@ -67,16 +72,9 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
 
     const accept = (connect: ConnectPacket, size: number, address: string, port: number): void => {
       const id = connect.connectionId;
-      const ack: ConnectAckPacket = {
-        type: PacketType.ConnectAck,
-        connectionId: id,
-        maxDatagramSize: options.maxDatagramSize,
-        receiveWindow: options.receiveWindow,
-        nonce: connect.nonce,
-      };
       const existing = live.get(id);
       if (existing !== undefined) {
-        if (existing.address === address && existing.port === port) return existing.connection.answerConnect(ack, size);
+        if (existing.address === address && existing.port === port) return existing.connection.answerConnect({ ...existing.ack, nonce: connect.nonce }, size);
         // Another peer picked the same id: it must choose a new one.
         return reply({ type: PacketType.Close, connectionId: id, reason: CloseReason.ProtocolError, text: 'connection id in use' }, address, port);
       }
@@ -86,9 +84,19 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
         stats.refusedConnections++;
         return reply({ type: PacketType.Close, connectionId: id, reason: CloseReason.TooManyConnections, text: 'too many connections' }, address, port);
       }
+      const { answer, negotiated } = answerOffer(config.extensions ?? [], connect.extensions, size);
+      const ack: ConnectAckPacket = {
+        type: PacketType.ConnectAck,
+        connectionId: id,
+        maxDatagramSize: options.maxDatagramSize,
+        receiveWindow: options.receiveWindow,
+        nonce: connect.nonce,
+        ...(answer.length > 0 ? { extensions: answer } : {}),
+      };
       const connection = new ConnectionCore({
         id,
         remote: { address, port },
+        extensions: negotiated,
         options,
         scheduler,
         peerMaxDatagramSize: connect.maxDatagramSize,
@@ -111,7 +119,7 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
       });
       // No separate half-open timer: within the §3 budget the connection pings a silent starter
       // like any idle peer, and the ordinary ping timeout ends one that never answers.
-      live.set(id, { address, port, connection });
+      live.set(id, { address, port, connection, ack });
       connection.answerConnect(ack, size);
       subscriber.next(connection);
     };

@@ -3,6 +3,7 @@ import { PacketType, type ClosePacket, type ConnectAckPacket, type ConnectPacket
 import { ConnectionCore } from './connection';
 import { datagramTooLarge, decodeDatagram, errorCode, randomNonZero32, transmitter, type EndpointStats } from './endpoint';
 import { ConnectionClosedError, ConnectionRefusedError, ConnectTimeoutError } from './errors';
+import { makeOffer, readAnswer, type Extension } from './extensions';
 import { ConnectionIdRefused, handshake } from './handshake';
 import type { ResolvedProtocolOptions } from './options';
 import type { DatagramSocket } from './transport';
@@ -13,6 +14,8 @@ export interface StarterConfig {
   readonly options: ResolvedProtocolOptions;
   readonly scheduler: SchedulerLike;
   readonly stats: EndpointStats;
+  /** The §12 extensions to offer (none by default: a version-1 CONNECT). */
+  readonly extensions?: readonly Extension[];
   /** Test hooks: fixed connection id, first seq/batch. */
   readonly connectionId?: number;
   readonly initialSeq?: number;
@@ -42,6 +45,7 @@ export function openConnection(socket: DatagramSocket, config: StarterConfig): O
     });
     const replies$ = new Subject<ConnectAckPacket | ClosePacket>();
     let connection: ConnectionCore | undefined;
+    const offer = makeOffer(config.extensions ?? []);
 
     const datagrams = socket.datagrams$.subscribe({
       next: (datagram) => {
@@ -52,6 +56,10 @@ export function openConnection(socket: DatagramSocket, config: StarterConfig): O
           return;
         }
         if (connection !== undefined) return connection.receive(packet, datagram.data.length);
+        if (packet.type === PacketType.ConnectAck && readAnswer(offer, packet.extensions) === undefined) {
+          stats.invalidDatagrams++; // §12: it accepts an extension we did not offer, or answers no offer
+          return;
+        }
         if (packet.type === PacketType.ConnectAck || packet.type === PacketType.Close) replies$.next(packet);
       },
       error: (error: Error) => {
@@ -76,6 +84,7 @@ export function openConnection(socket: DatagramSocket, config: StarterConfig): O
         maxDatagramSize: options.maxDatagramSize,
         receiveWindow: options.receiveWindow,
         nonce: randomNonZero32(),
+        ...(offer === undefined ? {} : { extensions: offer }),
       };
       // A second attempt (new id) gets what is left of connectTimeout.
       const connectTimeout = idRetried ? Math.max(0, options.connectTimeout - (scheduler.now() - startedAt)) : options.connectTimeout;
@@ -84,6 +93,7 @@ export function openConnection(socket: DatagramSocket, config: StarterConfig): O
           connection = new ConnectionCore({
             id: connectionId,
             remote: { address, port },
+            extensions: readAnswer(offer, ack.extensions)!,
             options,
             scheduler,
             peerMaxDatagramSize: ack.maxDatagramSize,

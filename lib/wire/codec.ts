@@ -22,6 +22,7 @@ import {
   type SeqRange,
 } from './packet';
 import { seqAdd, seqAfter, seqDiff } from './serial';
+import { extensionListLength, hasExtensionMarker, readExtensionList, writeExtensionList } from './extensions';
 
 const DATA_ACK_MIN_SIZE = HEADER_SIZE + 7;
 const REPEAT_MIN_SIZE = HEADER_SIZE + 1;
@@ -36,10 +37,12 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 /** The size in bytes of `encode(packet)`. */
 export function encodedLength(packet: Packet): number {
   switch (packet.type) {
-    case PacketType.Connect:
-      return CONNECT_MIN_SIZE;
+    case PacketType.Connect: {
+      const offer = packet.extensions === undefined ? 0 : CONNECT_ACK_SIZE + extensionListLength(packet.extensions);
+      return Math.max(CONNECT_MIN_SIZE, packet.paddedSize ?? 0, offer);
+    }
     case PacketType.ConnectAck:
-      return CONNECT_ACK_SIZE;
+      return packet.extensions === undefined || packet.extensions.length === 0 ? CONNECT_ACK_SIZE : CONNECT_ACK_SIZE + extensionListLength(packet.extensions);
     case PacketType.Data:
       return DATA_HEADER_SIZE + packet.payload.length;
     case PacketType.DataAck:
@@ -73,6 +76,7 @@ export function encode(packet: Packet): Buffer {
       buf.writeUInt16BE(packet.maxDatagramSize, 6);
       buf.writeUInt16BE(packet.receiveWindow, 8);
       buf.writeUInt32BE(packet.nonce, 10);
+      if (length > CONNECT_ACK_SIZE && packet.extensions !== undefined) writeExtensionList(buf, CONNECT_ACK_SIZE, packet.extensions);
       break;
     case PacketType.Data:
       buf.writeUInt32BE(packet.seq, 6);
@@ -141,7 +145,8 @@ export function decode(bytes: Uint8Array, maxDatagramSize: number = MAX_DATAGRAM
   switch (type) {
     case PacketType.Connect:
     case PacketType.ConnectAck: {
-      if (type === PacketType.Connect ? length < CONNECT_MIN_SIZE : length !== CONNECT_ACK_SIZE) {
+      // CONNECT_ACK is longer only to carry a §12 answer, which must then parse.
+      if (type === PacketType.Connect ? length < CONNECT_MIN_SIZE : length !== CONNECT_ACK_SIZE && !hasExtensionMarker(bytes, CONNECT_ACK_SIZE)) {
         return fail('bad-length', `${length} bytes for type ${type}`);
       }
       const maxDatagramSize = view.getUint16(6);
@@ -150,7 +155,12 @@ export function decode(bytes: Uint8Array, maxDatagramSize: number = MAX_DATAGRAM
         return fail('bad-field', `maxDatagramSize ${maxDatagramSize}`);
       }
       if (receiveWindow === 0) return fail('bad-field', 'receiveWindow 0');
-      return { type, connectionId, maxDatagramSize, receiveWindow, nonce: view.getUint32(10) };
+      const nonce = view.getUint32(10);
+      // Padding that does not start with the marker is no offer (PROTOCOL.md §12), whatever it holds.
+      if (!hasExtensionMarker(bytes, CONNECT_ACK_SIZE)) return { type, connectionId, maxDatagramSize, receiveWindow, nonce };
+      const extensions = readExtensionList(bytes, CONNECT_ACK_SIZE);
+      if (!Array.isArray(extensions)) return extensions;
+      return { type, connectionId, maxDatagramSize, receiveWindow, nonce, extensions };
     }
 
     case PacketType.Data: {

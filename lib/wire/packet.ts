@@ -50,11 +50,22 @@ interface Header {
   readonly connectionId: number;
 }
 
+/** One entry of a §12 extension offer or answer: an extension's id and its parameters. */
+export interface ExtensionEntry {
+  /** 1..65535 (0 ends a list). */
+  readonly id: number;
+  readonly params: Uint8Array;
+}
+
 export interface ConnectPacket extends Header {
   readonly type: typeof PacketType.Connect;
   readonly maxDatagramSize: number;
   readonly receiveWindow: number;
   readonly nonce: number;
+  /** A §12 offer in the padding; absent when the padding holds none (a version-1 CONNECT). */
+  readonly extensions?: readonly ExtensionEntry[];
+  /** Pad the datagram to at least this many bytes (room for the listener's answer); never below 64. */
+  readonly paddedSize?: number;
 }
 
 export interface ConnectAckPacket extends Header {
@@ -62,6 +73,8 @@ export interface ConnectAckPacket extends Header {
   readonly maxDatagramSize: number;
   readonly receiveWindow: number;
   readonly nonce: number;
+  /** The §12 answer: the extensions accepted. Absent (or empty) for a plain 14-byte CONNECT_ACK. */
+  readonly extensions?: readonly ExtensionEntry[];
 }
 
 export interface DataPacket extends Header {
@@ -133,7 +146,8 @@ export type DecodeErrorCode =
   | 'bad-connection-id'
   | 'bad-field'
   | 'bad-ranges'
-  | 'bad-text';
+  | 'bad-text'
+  | 'bad-extensions';
 
 export function isDecodeError(value: Packet | DecodeError): value is DecodeError {
   return (value as DecodeError).error !== undefined;
