@@ -7,15 +7,22 @@
  *
  *   npm run soak -- --minutes 10        (or --seconds 30; defaults: 1 minute)
  *   options: --connections 50 --loss 0.05 --reorder 0.03 --max-delay 10 --max-size 131072
- *            --window 4 --seed 1 --rss-growth-mb 48 --rss-max-mb 300
+ *            --window 4 --seed 1 --heap-growth-mb 4 --heap-end-mb 16 --rss-growth-mb 48 --rss-max-mb 300
  *
  * Every message carries (connection id, direction, sequence number, length, SHA-256 of the body);
  * the receiver checks the sequence number is exactly the next one (a gap is a loss or a reorder, a
  * lower one a duplicate), the checksum, and the body byte for byte against a regenerated copy.
  * At the end the senders stop, wait until every message is acknowledged, and the counts are
- * compared per connection and direction: sent must equal received. RSS and heap are sampled
- * every second in both processes; the run fails if, after the warm-up (the first 20 % of the run,
- * at least 5 s), a process's RSS grows by more than --rss-growth-mb, or ever exceeds --rss-max-mb.
+ * compared per connection and direction: sent must equal received.
+ * Memory, in both processes: the live heap (heapUsed after two full GCs) is taken at the end of the
+ * warm-up (the first 20 % of the run, at least 5 s) and again once everything is acknowledged; the
+ * run fails if it grew by more than --heap-growth-mb, or if the live heap plus Buffers
+ * (arrayBuffers) left at the end exceed --heap-end-mb: these are the leak checks. RSS is sampled
+ * every second as well; the run fails if it grows by more than --rss-growth-mb after the warm-up
+ * or ever exceeds --rss-max-mb. RSS follows how large V8 lets its young generation grow, which
+ * differs between Node lines (Node 24 doubles Node 20's 16 MiB semi-space), so both processes run
+ * with PEER_NODE_ARGS: the semi-space pinned to Node 20's default, and gc() exposed for the heap
+ * checks. Then the RSS bounds mean the same on every tested line.
  * Prints progress, a table of RSS over time, and a final line `SOAK-RESULT {json}`. Exit code 0
  * when every check passed, 1 otherwise.
  */
@@ -26,6 +33,8 @@ const path = require('node:path');
 const { createInterface } = require('node:readline');
 
 const ROOT = path.join(__dirname, '..');
+/** Node flags for the two peer processes (see the header: same young generation on every line). */
+const PEER_NODE_ARGS = ['--max-semi-space-size=16', '--expose-gc'];
 const DIST = path.join(ROOT, 'dist', 'index.js');
 
 // ---------------------------------------------------------------------------------------------
@@ -42,6 +51,8 @@ function parseArgs(argv) {
     maxSize: 128 * 1024,
     window: 4,
     seed: 1,
+    heapGrowthMb: 4,
+    heapEndMb: 16,
     rssGrowthMb: 48,
     rssMaxMb: 300,
     port: 0,
@@ -68,6 +79,8 @@ function parseArgs(argv) {
       case '--max-size': o.maxSize = Math.floor(number()); break;
       case '--window': o.window = Math.max(1, Math.floor(number())); break;
       case '--seed': o.seed = Math.floor(number()); break;
+      case '--heap-growth-mb': o.heapGrowthMb = number(); break;
+      case '--heap-end-mb': o.heapEndMb = number(); break;
       case '--rss-growth-mb': o.rssGrowthMb = number(); break;
       case '--rss-max-mb': o.rssMaxMb = number(); break;
       case '--role': o.role = value(); break;
@@ -81,7 +94,7 @@ function parseArgs(argv) {
 }
 
 function usage(problem) {
-  const text = 'usage: npm run soak -- [--minutes N | --seconds N] [--connections 50] [--loss 0.05] [--reorder 0.03] [--max-delay 10] [--max-size 131072] [--window 4] [--seed 1] [--rss-growth-mb 48] [--rss-max-mb 300]';
+  const text = 'usage: npm run soak -- [--minutes N | --seconds N] [--connections 50] [--loss 0.05] [--reorder 0.03] [--max-delay 10] [--max-size 131072] [--window 4] [--seed 1] [--heap-growth-mb 4] [--heap-end-mb 16] [--rss-growth-mb 48] [--rss-max-mb 300]';
   if (problem) {
     process.stderr.write(`soak: ${problem}\n${text}\n`);
     process.exit(2);
@@ -253,6 +266,15 @@ function peer(o) {
         out({ event: 'drained', t: Date.now() - started });
       };
       waitDrained();
+    } else if (cmd === 'heap') {
+      // The live heap: what survives full collections (two, so that what the first one freed and
+      // finalised is gone too).
+      if (global.gc) {
+        global.gc();
+        global.gc();
+      }
+      const m = process.memoryUsage();
+      out({ event: 'heap', t: Date.now() - started, heapUsed: m.heapUsed, arrayBuffers: m.arrayBuffers, rss: m.rss, exposed: typeof global.gc === 'function' });
     } else if (cmd === 'report') {
       sample();
       const perConnection = {};
@@ -283,7 +305,7 @@ class Proc {
     this.lines = [];
     this.waiters = [];
     this.stderr = '';
-    this.child = spawn(process.execPath, [__filename, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child = spawn(process.execPath, [...PEER_NODE_ARGS, __filename, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
     this.exited = new Promise((resolve) => this.child.once('close', (code, signal) => resolve(code ?? signal)));
     this.child.stderr.on('data', (d) => (this.stderr += d));
     createInterface({ input: this.child.stdout }).on('line', (text) => {
@@ -297,8 +319,8 @@ class Proc {
       for (const w of this.waiters.splice(0)) if (!w(line)) this.waiters.push(w);
     });
   }
-  waitFor(event, ms) {
-    const found = this.lines.find((l) => l.event === event);
+  waitFor(event, ms, after = 0) {
+    const found = this.lines.slice(after).find((l) => l.event === event);
     if (found) return Promise.resolve(found);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${this.name}: no '${event}' within ${ms} ms; stderr: ${this.stderr.slice(-2000)}`)), ms);
@@ -339,8 +361,16 @@ async function coordinator(o) {
     const runMs = o.seconds * 1000;
     const startedAt = Date.now();
     let nextProgress = startedAt + Math.max(5000, runMs / 10);
+    const warmupMs = Math.max(5000, runMs * 0.2);
+    let heapAtWarmup;
     while (Date.now() - startedAt < runMs) {
       await new Promise((r) => setTimeout(r, 250));
+      if (heapAtWarmup === undefined && Date.now() - startedAt >= warmupMs) {
+        const seen = [starter.lines.length, listener.lines.length];
+        starter.send('heap');
+        listener.send('heap');
+        heapAtWarmup = await Promise.all([starter.waitFor('heap', 10_000, seen[0]), listener.waitFor('heap', 10_000, seen[1])]);
+      }
       if (Date.now() >= nextProgress) {
         nextProgress += Math.max(5000, runMs / 10);
         const a = starter.samples().at(-1);
@@ -352,6 +382,10 @@ async function coordinator(o) {
     starter.send('stop');
     listener.send('stop');
     await Promise.all([starter.waitFor('drained', 60_000), listener.waitFor('drained', 60_000)]);
+    const seen = [starter.lines.length, listener.lines.length];
+    starter.send('heap');
+    listener.send('heap');
+    const heapAtEnd = await Promise.all([starter.waitFor('heap', 10_000, seen[0]), listener.waitFor('heap', 10_000, seen[1])]);
     starter.send('report');
     listener.send('report');
     const [ra, rb] = await Promise.all([starter.waitFor('report', 10_000), listener.waitFor('report', 10_000)]);
@@ -375,10 +409,18 @@ async function coordinator(o) {
       if (a.ended !== undefined || b.ended !== undefined) failures.push(`connection ${id} ended during the run: ${a.ended ?? b.ended}`);
     }
 
-    // Memory: growth after the warm-up, and the maximum.
-    const warmupMs = Math.max(5000, runMs * 0.2);
+    // Memory: the live heap at the end against the end of the warm-up; RSS growth after the
+    // warm-up, and its maximum.
     const memory = {};
-    for (const [name, proc] of [['starter', starter], ['listener', listener]]) {
+    for (const [i, name, proc] of [[0, 'starter', starter], [1, 'listener', listener]]) {
+      const warmHeap = heapAtWarmup?.[i];
+      const endHeap = heapAtEnd[i];
+      if (!endHeap.exposed) failures.push(`${name}: gc() not exposed, the heap checks cannot run`);
+      const heapGrowth = endHeap.heapUsed - (warmHeap?.heapUsed ?? endHeap.heapUsed);
+      const heapEnd = endHeap.heapUsed + endHeap.arrayBuffers;
+      if (warmHeap === undefined) failures.push(`${name}: no heap sample at the end of the warm-up`);
+      if (heapGrowth > o.heapGrowthMb * MB) failures.push(`${name}: live heap grew ${mb(heapGrowth)} MB from the warm-up to the end (bound ${o.heapGrowthMb} MB)`);
+      if (heapEnd > o.heapEndMb * MB) failures.push(`${name}: live heap + Buffers ${mb(heapEnd)} MB at the end (bound ${o.heapEndMb} MB)`);
       const samples = proc.samples();
       const warm = samples.filter((s) => s.t <= warmupMs + 1000 && s.t >= warmupMs - 1000);
       const afterWarm = samples.filter((s) => s.t > warmupMs);
@@ -386,7 +428,16 @@ async function coordinator(o) {
       const peak = Math.max(...samples.map((s) => s.rss));
       const peakAfter = afterWarm.length > 0 ? Math.max(...afterWarm.map((s) => s.rss)) : base;
       const growth = peakAfter - base;
-      memory[name] = { atWarmupMb: +mb(base), peakMb: +mb(peak), endMb: +mb(samples.at(-1)?.rss ?? 0), growthMb: +mb(growth), heapEndMb: +mb(samples.at(-1)?.heapUsed ?? 0) };
+      memory[name] = {
+        atWarmupMb: +mb(base),
+        peakMb: +mb(peak),
+        endMb: +mb(samples.at(-1)?.rss ?? 0),
+        growthMb: +mb(growth),
+        liveHeapAtWarmupMb: +mb(warmHeap?.heapUsed ?? 0),
+        liveHeapEndMb: +mb(endHeap.heapUsed),
+        liveHeapGrowthMb: +mb(heapGrowth),
+        buffersEndMb: +mb(endHeap.arrayBuffers),
+      };
       if (growth > o.rssGrowthMb * MB) failures.push(`${name}: RSS grew ${mb(growth)} MB after the warm-up (bound ${o.rssGrowthMb} MB)`);
       if (peak > o.rssMaxMb * MB) failures.push(`${name}: RSS peaked at ${mb(peak)} MB (bound ${o.rssMaxMb} MB)`);
     }
@@ -414,11 +465,12 @@ async function coordinator(o) {
       messagesPerSecond: Math.round(messages / elapsed),
       datagrams: { starter: ra.net, listener: rb.net },
       memory,
-      bounds: { rssGrowthMb: o.rssGrowthMb, rssMaxMb: o.rssMaxMb },
+      bounds: { heapGrowthMb: o.heapGrowthMb, heapEndMb: o.heapEndMb, rssGrowthMb: o.rssGrowthMb, rssMaxMb: o.rssMaxMb },
       failures: failures.slice(0, 20),
     };
     log(`soak: ${messages} messages (${mb(bytes)} MB) delivered in ${elapsed.toFixed(1)} s over ${o.connections} connections, ${result.throughputMBps} MB/s; ` +
       `datagrams dropped ${ra.net.dropped + rb.net.dropped} of ${ra.net.sent + rb.net.sent}, delayed ${ra.net.delayed + rb.net.delayed}`);
+    log(`soak: live heap starter ${memory.starter.liveHeapAtWarmupMb} MB after warm-up, ${memory.starter.liveHeapEndMb} MB at the end (+ ${memory.starter.buffersEndMb} MB Buffers); listener ${memory.listener.liveHeapAtWarmupMb} MB, ${memory.listener.liveHeapEndMb} MB (+ ${memory.listener.buffersEndMb} MB) (bounds: growth ${o.heapGrowthMb} MB, end ${o.heapEndMb} MB)`);
     log(`soak: RSS starter ${memory.starter.atWarmupMb} MB after warm-up, peak ${memory.starter.peakMb} MB; listener ${memory.listener.atWarmupMb} MB, peak ${memory.listener.peakMb} MB (bounds: growth ${o.rssGrowthMb} MB, max ${o.rssMaxMb} MB)`);
     log(failures.length === 0 ? 'soak: PASS — no loss, duplicate, reorder, corruption or memory growth' : `soak: FAIL\n  ${failures.slice(0, 20).join('\n  ')}`);
     log(`SOAK-RESULT ${JSON.stringify(result)}`);

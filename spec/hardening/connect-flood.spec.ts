@@ -1,12 +1,12 @@
 /**
  * Hostile input, connect floods: 100,000 CONNECTs from random ids and source ports.
  * - Virtual time: the table of connections never exceeds maxConnections, every half-open
- *   connection (nothing after CONNECT_ACK) is pinged within the address-validation budget
- *   (PROTOCOL.md §3: at most 3 × the CONNECT's bytes) and ends by the ping timeout, exactly
- *   (pingPacketCount + 1) × pingInterval after it was accepted; the listener's memory returns to
- *   where it was, and an honest peer connects once the flood stops.
- * - Real loopback: the same flood against a listener in a child process (built library), whose
- *   RSS must stay below RSS_BOUND_MB; an honest peer connects and exchanges messages afterwards.
+ *   connection (nothing after CONNECT_ACK) expires exactly connectTimeout after it was accepted,
+ *   the listener's memory returns to where it was, and an honest peer connects once the flood stops.
+ * - Real loopback: the same flood against a listener in a child process (built library): its heap
+ *   after full GCs must hold the 1,024 half-open connections within a bound and return near its level
+ *   once they expire, and its RSS must stay below RSS_BOUND_MB; an honest peer connects and
+ *   exchanges messages afterwards.
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { join } from 'node:path';
@@ -36,11 +36,10 @@ jest.setTimeout(120_000);
 
 const FLOOD = 100_000;
 
-test(`virtual time: ${FLOOD.toLocaleString('en')} CONNECTs from random ids and ports — bounded table, half-open connections end by the ping timeout, answers within 3 × the CONNECT, memory back to its level, honest peer connects afterwards`, () => {
+test(`virtual time: ${FLOOD.toLocaleString('en')} CONNECTs from random ids and ports — bounded table, half-open expiry after connectTimeout, memory back to its level, honest peer connects afterwards`, () => {
   const unhandled = captureUnhandledErrors();
   const w = world();
-  const PING_INTERVAL = 1000;
-  const PING_TIMEOUT = 6 * PING_INTERVAL; // (pingPacketCount 5 + 1) × pingInterval
+  const CONNECT_TIMEOUT = 5000;
   const MAX = 1024;
   const socket = spoofable(w.network.socketFactory(LISTENER_HOST), (address) => address.startsWith('10.1.'));
   let stats: EndpointStats | undefined;
@@ -50,7 +49,7 @@ test(`virtual time: ${FLOOD.toLocaleString('en')} CONNECTs from random ids and p
   const lifetimes = new Map<number, number>();
   const endings = new Map<string, number>();
   w.keep(
-    listenOverUdp({ host: LISTENER_HOST, port: LISTENER_PORT, scheduler: w.scheduler, socketFactory: socket.factory, pingInterval: PING_INTERVAL, maxConnections: MAX, onListening: (_, s) => (stats = s) }).subscribe((c) => {
+    listenOverUdp({ host: LISTENER_HOST, port: LISTENER_PORT, scheduler: w.scheduler, socketFactory: socket.factory, connectTimeout: CONNECT_TIMEOUT, maxConnections: MAX, onListening: (_, s) => (stats = s) }).subscribe((c) => {
       if (c.remote.address === STARTER_HOST) {
         c.messages$.subscribe({ next: (m) => c.send$.next(m), error: () => undefined });
         return;
@@ -85,8 +84,8 @@ test(`virtual time: ${FLOOD.toLocaleString('en')} CONNECTs from random ids and p
     if (open > MAX) throw new Error(`${open} connections open at ${w.scheduler.now()} ms, beyond maxConnections ${MAX}`);
   }
   const duringFlood = { accepted, refused: stats!.refusedConnections, maxOpen, openAtEnd: open };
-  // The flood stops: every half-open connection ends by the ping timeout, then lingers (5 s).
-  w.run(PING_TIMEOUT + 1);
+  // The flood stops: every half-open connection expires within connectTimeout, then lingers (5 s).
+  w.run(CONNECT_TIMEOUT + 1);
   expect(open).toBe(0);
   w.run(10_000);
   gc();
@@ -97,14 +96,13 @@ test(`virtual time: ${FLOOD.toLocaleString('en')} CONNECTs from random ids and p
       `${w.scheduler.actions.length} actions scheduled; ${socket.diverted.datagrams} answers (${socket.diverted.bytes} bytes) to the flood's sources`,
   );
   expect(duringFlood.maxOpen).toBe(MAX);
-  // A refused CONNECT gets one CLOSE no larger than it; an accepted one at most 3 × 64 bytes
-  // (CONNECT_ACK, PINGs, CLOSE): the listener is no amplifier.
-  expect(socket.diverted.bytes).toBeLessThanOrEqual(duringFlood.refused * 64 + duringFlood.accepted * 3 * 64);
-  expect(socket.diverted.datagrams).toBeGreaterThan(FLOOD); // the accepted ones were pinged
+  // One answer per CONNECT (CONNECT_ACK or CLOSE reason 5), none larger than it: no amplification.
+  expect(socket.diverted.datagrams).toBe(FLOOD);
+  expect(socket.diverted.bytes).toBeLessThanOrEqual(FLOOD * 64);
   expect(duringFlood.accepted + duringFlood.refused).toBe(FLOOD);
   expect([...endings.keys()]).toEqual(['ConnectionTimeoutError']);
-  // Each half-open connection lived exactly the ping timeout.
-  expect([...lifetimes.keys()]).toEqual([PING_TIMEOUT]);
+  // Each half-open connection lived exactly connectTimeout.
+  expect([...lifetimes.keys()]).toEqual([CONNECT_TIMEOUT]);
   // Nothing of the flood is left: no timer, and the heap is back to its level.
   expect(w.scheduler.actions.length).toBe(0);
   expect(heapAfter - heapBefore).toBeLessThan(4 * MiB);
@@ -134,8 +132,35 @@ test(`virtual time: ${FLOOD.toLocaleString('en')} CONNECTs from random ids and p
 
 const resources = useResources();
 
-/** The listener's RSS must stay below this during and after the flood (measured: see the log line and README). */
-const RSS_BOUND_MB = 160;
+/**
+ * Memory bounds for the listener process. RSS follows how large V8 lets its young generation grow,
+ * and that default differs between Node lines (Node 24 doubles Node 20's 16 MiB semi-space, which
+ * alone took this flood from ~135 to ~195 MiB RSS): the child runs with the semi-space pinned to
+ * Node 20's default, so the RSS ceiling means the same on every tested line. The bounds on the live
+ * heap (heapUsed + arrayBuffers after full GCs) are the ones that see a leak, whatever the sizing.
+ * Measured on Node 20 / 22 / 24 / 26: 1,024 half-open connections +13 to +15 MiB over the idle
+ * heap; after expiry +3 to +5 MiB, the same after a second, third and fourth flood (code compiled
+ * on the way and the like, not connections); RSS peak 124 to 166 MiB.
+ */
+const RSS_BOUND_MB = 200;
+/** Live heap for maxConnections (1,024) half-open connections, over the listener's idle heap. */
+const HEAP_FULL_TABLE_BOUND_MB = 24;
+/** Live heap once every half-open connection expired, over the listener's idle heap (the table alone is ~14 MiB). */
+const HEAP_AFTER_EXPIRY_BOUND_MB = 8;
+const LISTENER_NODE_ARGS = ['--max-semi-space-size=16', '--expose-gc'];
+
+/**
+ * The listener's heap after full GCs (its fixture runs gc() on command). A periodic sample taken
+ * just before the command may arrive after it was sent, so: the least live heap of the samples in
+ * the next 250 ms, which include the one taken right after the GCs.
+ */
+async function heapAfterGc(c: Child): Promise<number> {
+  const seen = c.lines.length;
+  c.proc.stdin!.write(['gc', 'gc', 'sample'].map((cmd) => JSON.stringify({ cmd }) + '\n').join(''));
+  await c.waitFor((l) => l.event === 'sample' && c.lines.indexOf(l) >= seen, 5000, 'a sample after gc');
+  await sleep(250);
+  return Math.min(...c.lines.slice(seen).filter((l) => l.event === 'sample').map((l) => (l.heapUsed as number) + (l.arrayBuffers as number)));
+}
 
 let child: Child | undefined;
 afterEach(async () => {
@@ -146,12 +171,16 @@ afterEach(async () => {
 
 test(`real loopback: ${FLOOD.toLocaleString('en')} CONNECTs from 100 random ports against a listener process — RSS below ${RSS_BOUND_MB} MB, honest peer connects afterwards`, async () => {
   ensureBuilt();
-  // Half-open connections end by the ping timeout: (pingPacketCount + 1) × pingInterval = 1 s.
-  const PING_TIMEOUT = 1000;
-  child = new Child(join(FIXTURES, 'listener.js'), [JSON.stringify({ options: { pingInterval: 200, pingPacketCount: 4 }, echo: true, sampleMs: 50 })]);
+  const CONNECT_TIMEOUT = 1000;
+  // Half-open connections expire after max(connectTimeout, 2 × pingInterval) = 1 s; the pings alone
+  // would take (pingPacketCount + 1) × pingInterval = 3 s.
+  child = new Child(join(FIXTURES, 'listener.js'), [JSON.stringify({ options: { connectTimeout: CONNECT_TIMEOUT, pingInterval: 500 }, echo: true, sampleMs: 50 })], {
+    nodeArgs: LISTENER_NODE_ARGS,
+  });
   const { port } = (await child.waitFor((l) => l.event === 'listening', 10_000, 'the listener')) as { port: number };
   await sleep(300);
   const baseline = child.lines.filter((l) => l.event === 'sample').at(-1) as { rss: number } | undefined;
+  const heapIdle = await heapAfterGc(child);
 
   const sockets: Socket[] = [];
   let replies = 0;
@@ -183,12 +212,17 @@ test(`real loopback: ${FLOOD.toLocaleString('en')} CONNECTs from 100 random port
     const seen = child.lines.length;
     child.send({ cmd: 'sample' });
     const atFloodEnd = (await child.waitFor((l) => l.event === 'sample' && child!.lines.indexOf(l) >= seen, 5000, 'a sample')) as Record<string, unknown>;
-    // The flood stops; within the ping timeout every half-open connection is gone.
-    await sleep(PING_TIMEOUT + 300);
+    const heapFullTable = await heapAfterGc(child);
+    // The flood stops; every half-open connection expires (how soon is the listener spec's
+    // business; here a generous deadline, so a loaded machine does not fail the memory check).
     const seenBefore = child.lines.length;
-    child.send({ cmd: 'sample' });
-    const last = (await child.waitFor((l) => l.event === 'sample' && child!.lines.indexOf(l) >= seenBefore, 2000, 'a sample')) as { stats: EndpointStats; accepted: number; open: number };
+    const last = (await child.waitFor((l) => l.event === 'sample' && child!.lines.indexOf(l) >= seenBefore && l.open === 0, 15_000, 'every half-open connection to expire')) as {
+      stats: EndpointStats;
+      accepted: number;
+      open: number;
+    };
     expect(last.open).toBe(0);
+    const heapAfterExpiry = await heapAfterGc(child);
 
     // An honest peer connects and is echoed.
     const client = await connectClient(resources, port, { connectTimeout: 3000 });
@@ -205,11 +239,13 @@ test(`real loopback: ${FLOOD.toLocaleString('en')} CONNECTs from 100 random port
     console.log(
       `real flood: ${FLOOD} CONNECTs in ${Math.round(floodMs)} ms; listener received ${last.stats.datagramsReceived}, accepted ${last.accepted}, refused ${last.stats.refusedConnections}, ` +
         `at most ${maxOpen} open; ${replies} answers reached the flooder; RSS baseline ${mb(baseline?.rss ?? 0)} MB, at flood end ${mb(atFloodEnd.rss as number)} MB, peak ${mb(peak)} MB, ` +
-        `after expiry ${mb(samples.at(-1)!.rss)} MB`,
+        `after expiry ${mb(samples.at(-1)!.rss)} MB; live heap idle ${mb(heapIdle)} MB, full table ${mb(heapFullTable)} MB, after expiry ${mb(heapAfterExpiry)} MB`,
     );
     expect(maxOpen).toBeLessThanOrEqual(1024);
     expect(last.stats.datagramsReceived).toBeGreaterThan(0.9 * FLOOD);
     expect(last.accepted + last.stats.refusedConnections).toBeGreaterThanOrEqual(last.stats.datagramsReceived - 100);
+    expect((heapFullTable - heapIdle) / MiB).toBeLessThan(HEAP_FULL_TABLE_BOUND_MB);
+    expect((heapAfterExpiry - heapIdle) / MiB).toBeLessThan(HEAP_AFTER_EXPIRY_BOUND_MB);
     expect(peak / MiB).toBeLessThan(RSS_BOUND_MB);
   } finally {
     for (const s of sockets) s.close();

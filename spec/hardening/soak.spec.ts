@@ -2,7 +2,8 @@
  * Soak, the 30-second run that is part of npm test: scripts/soak.js with two processes, 50
  * connections, random message sizes both ways, 5 % loss and 3 % reordering on every datagram
  * sent; every message checked by sequence number, checksum and byte for byte; fails on any loss,
- * duplicate, reorder, corruption, or RSS growth beyond the script's bound. (The 10-minute run's
+ * duplicate, reorder, corruption, growth of the live heap (after full GCs) from the warm-up to the
+ * end, or RSS beyond the script's bounds (its header says why both peers pin V8's semi-space). (The 10-minute run's
  * figures are in the README's Reliability section: `npm run soak -- --minutes 10`.)
  */
 import { spawn } from 'node:child_process';
