@@ -582,6 +582,7 @@ describe('§1/§2 bad input and foreign sources', () => {
     const peer = await Peer.open();
     const { conn } = await handshake(peer, port, { greet: true });
     await echoRoundTrip(conn, 'before');
+    await conn.allAcknowledged();
     const from = peer.log.length;
     for (const datagram of invalidDatagrams(conn.id, conn.nextSeq)) conn.send(datagram);
     await sleep(300);

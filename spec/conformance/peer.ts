@@ -269,6 +269,13 @@ export class PeerConnection {
     return this.messages;
   }
 
+  /** Resolves once a DATA_ACK covers everything we sent (so no late ack is mistaken for a reply to what follows). */
+  async allAcknowledged(ms = 2_000): Promise<void> {
+    const all = this.nextSeq;
+    await this.next((p) => p.type === w.T.DATA_ACK && !w.after(all, p.cumulative), ms, `DATA_ACK with cumulative ${all}`);
+    await sleep(30);
+  }
+
   /** Datagrams on this connection from its remote port. */
   packets(from = 0): Received[] {
     return this.peer.log.slice(from).filter((r) => r.packet.id === this.id && r.port === this.remotePort);
