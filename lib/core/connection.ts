@@ -305,7 +305,7 @@ export class ConnectionCore implements Connection {
   }
 
   /** Closes with a reason other than normal (used by the endpoint when it shuts down). */
-  abort(reason: number, text: string, error: RudpError): void {
+  abort(reason: number, text: string, error: RudpError | undefined): void {
     this.terminate(reason, text, false, error, true);
   }
 
