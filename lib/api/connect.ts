@@ -1,4 +1,4 @@
-import { Observable, switchMap, type SchedulerLike } from 'rxjs';
+import { Observable, map, switchMap, type SchedulerLike } from 'rxjs';
 import type { Connection } from '../core/connection';
 import { emptyEndpointStats } from '../core/endpoint';
 import { InvalidOptionError } from '../core/errors';
@@ -9,6 +9,7 @@ import type { SocketFactory } from '../core/transport';
 import { realTimeScheduler } from '../node/scheduler';
 import { resolveHost } from '../node/resolve';
 import { udpSocketFactory } from '../node/udp-socket';
+import { PublicConnection } from './public-connection';
 
 export interface ConnectOptions extends ProtocolOptions {
   /** The listener's host name or address. */
@@ -23,7 +24,7 @@ export interface ConnectOptions extends ProtocolOptions {
   socketFactory?: SocketFactory;
 }
 
-/** Internal hooks for tests (not public API). */
+/** Internal hooks for tests (not public API): see connectWithTestHooks. */
 export interface ConnectTestHooks {
   readonly connectionId?: number;
   readonly initialSeq?: number;
@@ -36,7 +37,15 @@ export interface ConnectTestHooks {
  * `connectTimeout`, ConnectionRefusedError when the listener is full. Unsubscribing closes the
  * connection and the socket: keep the subscription for as long as you use the connection.
  */
-export function connect(options: ConnectOptions, hooks: ConnectTestHooks = {}): Observable<Connection> {
+export function connect(options: ConnectOptions): Observable<Connection> {
+  return connectWithTestHooks(options, {});
+}
+
+/**
+ * connect() with test hooks (a fixed connection id, first seq/batch): for the project's own specs
+ * and tools, not exported by the library.
+ */
+export function connectWithTestHooks(options: ConnectOptions, hooks: ConnectTestHooks): Observable<Connection> {
   const protocol = resolveProtocolOptions(options);
   if (typeof options.host !== 'string' || options.host === '') throw new InvalidOptionError('host', options.host, 'a host name or IP address');
   const port = options.port;
@@ -55,5 +64,6 @@ export function connect(options: ConnectOptions, hooks: ConnectTestHooks = {}): 
         (socket) => openConnection(socket, { address: remote.address, port, options: protocol, scheduler, stats: emptyEndpointStats(), ...hooks }),
       ),
     ),
+    map((core): Connection => new PublicConnection(core)),
   );
 }

@@ -1,4 +1,4 @@
-import { Observable, switchMap, type SchedulerLike } from 'rxjs';
+import { Observable, map, switchMap, type SchedulerLike } from 'rxjs';
 import type { Connection } from '../core/connection';
 import { emptyEndpointStats, type EndpointStats } from '../core/endpoint';
 import { InvalidOptionError } from '../core/errors';
@@ -9,6 +9,7 @@ import type { SocketAddress, SocketFactory } from '../core/transport';
 import { realTimeScheduler } from '../node/scheduler';
 import { udpSocketFactory } from '../node/udp-socket';
 import { resolveHost } from '../node/resolve';
+import { PublicConnection } from './public-connection';
 
 export interface ListenOptions extends ProtocolOptions {
   /** Local port; 0 (the default) picks a free one: learn it from `onListening`. */
@@ -23,7 +24,7 @@ export interface ListenOptions extends ProtocolOptions {
   socketFactory?: SocketFactory;
 }
 
-/** Internal hooks for tests (not public API). */
+/** Internal hooks for tests (not public API): see listenWithTestHooks. */
 export interface ListenTestHooks {
   readonly initialSeq?: number;
   readonly initialBatch?: number;
@@ -34,7 +35,12 @@ export interface ListenTestHooks {
  * Connection; unsubscribing closes every connection (CLOSE reason 4) and the socket.
  * Options are checked when called: an invalid one throws InvalidOptionError naming it.
  */
-export function listen(options: ListenOptions = {}, hooks: ListenTestHooks = {}): Observable<Connection> {
+export function listen(options: ListenOptions = {}): Observable<Connection> {
+  return listenWithTestHooks(options, {});
+}
+
+/** listen() with test hooks (first seq/batch): for the project's own specs, not exported by the library. */
+export function listenWithTestHooks(options: ListenOptions, hooks: ListenTestHooks): Observable<Connection> {
   const protocol = resolveProtocolOptions(options);
   const maxConnections = options.maxConnections ?? 1024;
   if (!Number.isInteger(maxConnections) || maxConnections < 0) throw new InvalidOptionError('maxConnections', maxConnections, 'a whole number >= 0');
@@ -51,5 +57,6 @@ export function listen(options: ListenOptions = {}, hooks: ListenTestHooks = {})
         return acceptConnections(socket, { options: protocol, maxConnections, scheduler, stats, ...hooks });
       }),
     ),
+    map((core): Connection => new PublicConnection(core)),
   );
 }

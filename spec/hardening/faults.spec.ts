@@ -7,7 +7,9 @@
  * (SIGKILL of a peer: peer-killed.spec.ts here, and spec/integration/peer-killed.spec.ts.)
  */
 import { lastValueFrom } from 'rxjs';
-import { connect, listen, type CloseInfo, type Connection } from '../../lib/index';
+import { connectWithTestHooks } from '../../lib/api/connect';
+import { listenWithTestHooks } from '../../lib/api/listen';
+import { type CloseInfo, type Connection } from '../../lib/index';
 import { udpSocketFactory } from '../../lib/node/udp-socket';
 import { PacketType, type Packet } from '../../lib/wire/packet';
 import { HOST, sleep, within } from '../integration/helpers';
@@ -176,10 +178,10 @@ describe('sequence and batch numbers wrapping past 2^32', () => {
       c.messages$.subscribe({ next: (m) => void into.push(digest(m)), error: (e) => void errors.push(e) });
       for (const m of out) c.send$.next(m);
     };
-    const l = listen({ host: HOST, port: 0, socketFactory: factory(1), onListening: (a) => (port = a.port) }, hooks).subscribe((c) => attach((server = c), got.server, toClient));
+    const l = listenWithTestHooks({ host: HOST, port: 0, socketFactory: factory(1), onListening: (a) => (port = a.port) }, hooks).subscribe((c) => attach((server = c), got.server, toClient));
     try {
       while (port === 0) await sleep(1);
-      const s = connect({ host: HOST, port, socketFactory: factory(2) }, hooks).subscribe({ next: (c) => attach((client = c), got.client, toServer), error: (e) => void errors.push(e) });
+      const s = connectWithTestHooks({ host: HOST, port, socketFactory: factory(2) }, hooks).subscribe({ next: (c) => attach((client = c), got.client, toServer), error: (e) => void errors.push(e) });
       try {
         await within(
           (async () => {

@@ -11,8 +11,8 @@ import { createInterface } from 'node:readline';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Observable, Subject, VirtualAction, VirtualTimeScheduler, config, map, type Subscription } from 'rxjs';
-import { connect as connectOverUdp, type ConnectOptions, type ConnectTestHooks } from '../../lib/api/connect';
-import { listen as listenOverUdp, type ListenOptions, type ListenTestHooks } from '../../lib/api/listen';
+import { connectWithTestHooks, type ConnectOptions, type ConnectTestHooks } from '../../lib/api/connect';
+import { listenWithTestHooks, type ListenOptions, type ListenTestHooks } from '../../lib/api/listen';
 import type { Connection } from '../../lib/core/connection';
 import type { EndpointStats } from '../../lib/core/endpoint';
 import type { Datagram, DatagramSocket, SocketFactory } from '../../lib/core/transport';
@@ -651,7 +651,7 @@ export function virtualPair(
     for (const m of outgoing) c.send$.next(m);
   };
   w.keep(
-    listenOverUdp(
+    listenWithTestHooks(
       {
         ...options.protocol,
         host: LISTENER_HOST,
@@ -660,7 +660,7 @@ export function virtualPair(
         socketFactory: options.listenFactory ?? w.network.socketFactory(LISTENER_HOST),
         onListening: (_, s) => void (stats = s),
       },
-      options.listenHooks,
+      options.listenHooks ?? {},
     ).subscribe({
       next: (c) => {
         accepted.push(c);
@@ -672,7 +672,7 @@ export function virtualPair(
   );
   const { scheduler: _s, socketFactory: _f, ...protocol } = { ...options.protocol } as ConnectOptions;
   w.keep(
-    connectOverUdp(
+    connectWithTestHooks(
       {
         ...protocol,
         ...options.connect,
@@ -681,7 +681,7 @@ export function virtualPair(
         scheduler: w.scheduler,
         socketFactory: options.connectFactory ?? w.network.socketFactory(STARTER_HOST),
       },
-      options.connectHooks,
+      options.connectHooks ?? {},
     ).subscribe({ next: (c) => attach(client, c, options.toServer ?? []), error: (e) => void errors.push(e) }),
   );
   return { server, client, stats: () => stats!, accepted, errors };

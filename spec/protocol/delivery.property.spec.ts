@@ -1,7 +1,9 @@
 import fc from 'fast-check';
 import { createHash } from 'node:crypto';
 import { VirtualAction, VirtualTimeScheduler, map, type Observable } from 'rxjs';
-import { connect, listen, type Connection } from '../../lib/index';
+import { connectWithTestHooks } from '../../lib/api/connect';
+import { listenWithTestHooks } from '../../lib/api/listen';
+import type { Connection } from '../../lib/index';
 import type { DatagramSocket, SocketFactory } from '../../lib/core/transport';
 import { decode } from '../../lib/wire/codec';
 import { isDecodeError, PacketType } from '../../lib/wire/packet';
@@ -104,11 +106,11 @@ describe('delivery over an impaired virtual network (property)', () => {
             c.messages$.subscribe({ next: (m) => { into.push(digest(m)); closeWhenDone(); }, error: (e) => errors.push(e) });
             for (const m of outgoing) c.send$.next(m);
           };
-          const listener = listen({ ...options, host: '10.0.0.2', port: 5000, socketFactory: windowChecked(network.socketFactory('10.0.0.2'), initialSeq, receiveWindow, violations) }, hooks).subscribe((c) => {
+          const listener = listenWithTestHooks({ ...options, host: '10.0.0.2', port: 5000, socketFactory: windowChecked(network.socketFactory('10.0.0.2'), initialSeq, receiveWindow, violations) }, hooks).subscribe((c) => {
             b = c;
             attach(c, receivedByB, fromB);
           });
-          const starter = connect({ ...options, host: '10.0.0.2', port: 5000, socketFactory: windowChecked(network.socketFactory('10.0.0.1'), initialSeq, receiveWindow, violations) }, hooks).subscribe({
+          const starter = connectWithTestHooks({ ...options, host: '10.0.0.2', port: 5000, socketFactory: windowChecked(network.socketFactory('10.0.0.1'), initialSeq, receiveWindow, violations) }, hooks).subscribe({
             next: (c) => {
               a = c;
               attach(c, receivedByA, fromA);
