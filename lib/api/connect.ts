@@ -1,4 +1,5 @@
-import { Observable, map, switchMap, type SchedulerLike } from 'rxjs';
+import { Observable, catchError, map, switchMap, throwError, type SchedulerLike } from 'rxjs';
+import { asFailure } from '../core/close';
 import type { Connection } from '../core/connection';
 import { emptyEndpointStats } from '../core/endpoint';
 import { InvalidOptionError } from '../core/errors';
@@ -33,9 +34,11 @@ export interface ConnectTestHooks {
 
 /**
  * Connects to a listener. Subscribing opens a socket and handshakes; the connection is emitted
- * once open, and the Observable completes when it closes. Errors with ConnectTimeoutError after
- * `connectTimeout`, ConnectionRefusedError when the listener is full. Unsubscribing closes the
- * connection and the socket: keep the subscription for as long as you use the connection.
+ * once open. Completes when the connection closes normally (reason 0, from either side); errors
+ * with the connection's typed error when it ends abnormally (ConnectionTimeoutError,
+ * ProtocolError, ConnectionClosedError, …), and before it opens with ConnectTimeoutError after
+ * `connectTimeout` or ConnectionRefusedError. Unsubscribing closes the connection and the socket:
+ * keep the subscription for as long as you use the connection, or use open().
  */
 export function connect(options: ConnectOptions): Observable<Connection> {
   return connectWithTestHooks(options, {});
@@ -65,5 +68,7 @@ export function connectWithTestHooks(options: ConnectOptions, hooks: ConnectTest
       ),
     ),
     map((core): Connection => new PublicConnection(core)),
+    // A socket factory (the transport seam) may fail with anything, even undefined.
+    catchError((error: unknown) => throwError(() => asFailure(error, 'the socket could not be opened'))),
   );
 }

@@ -1,4 +1,5 @@
-import { Observable, map, switchMap, type SchedulerLike } from 'rxjs';
+import { Observable, catchError, map, switchMap, throwError, type SchedulerLike } from 'rxjs';
+import { asFailure } from '../core/close';
 import type { Connection } from '../core/connection';
 import { emptyEndpointStats, type EndpointStats } from '../core/endpoint';
 import { InvalidOptionError } from '../core/errors';
@@ -32,8 +33,9 @@ export interface ListenTestHooks {
 
 /**
  * Listens for connections. Subscribing binds the UDP socket; each accepted peer is emitted as a
- * Connection; unsubscribing closes every connection (CLOSE reason 4) and the socket.
- * Options are checked when called: an invalid one throws InvalidOptionError naming it.
+ * Connection. Unsubscribing is a deliberate shutdown: every connection's streams complete (its
+ * closed$ says reason 4, not by the peer, no error), each peer is told CLOSE reason 4, and the
+ * socket closes. Options are checked when called: an invalid one throws InvalidOptionError naming it.
  */
 export function listen(options: ListenOptions = {}): Observable<Connection> {
   return listenWithTestHooks(options, {});
@@ -58,5 +60,7 @@ export function listenWithTestHooks(options: ListenOptions, hooks: ListenTestHoo
       }),
     ),
     map((core): Connection => new PublicConnection(core)),
+    // A socket factory (the transport seam) may fail with anything, even undefined.
+    catchError((error: unknown) => throwError(() => asFailure(error, 'the socket could not be opened'))),
   );
 }

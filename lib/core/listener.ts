@@ -3,6 +3,7 @@ import { CloseReason, PacketType, type ConnectAckPacket, type ConnectPacket, typ
 import { ConnectionCore } from './connection';
 import { Deadline } from './deadline';
 import { datagramTooLarge, decodeDatagram, errorCode, transmitter, type EndpointStats } from './endpoint';
+import { asFailure, describeFailure } from './close';
 import { ConnectionClosedError } from './errors';
 import { answerOffer, type Extension } from './extensions';
 import type { ResolvedProtocolOptions } from './options';
@@ -148,16 +149,16 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
       }
     };
 
-    const failAll = (error: Error): void => {
-      const failure = new ConnectionClosedError(`socket failed: ${error.message}`);
+    const failAll = (error: unknown): void => {
+      const failure = new ConnectionClosedError(`socket failed: ${describeFailure(error)}`);
       for (const { connection } of [...live.values()]) connection.fail(failure);
     };
 
     const subscription = socket.datagrams$.subscribe({
       next: onDatagram,
-      error: (error: Error) => {
+      error: (error: unknown) => {
         failAll(error);
-        subscriber.error(error);
+        subscriber.error(asFailure(error, 'socket failed'));
       },
       complete: () => {
         failAll(new Error('socket closed'));
@@ -168,9 +169,8 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
     return () => {
       stopped = true;
       subscription.unsubscribe();
-      for (const { connection } of [...live.values()]) {
-        connection.abort(CloseReason.ShuttingDown, 'listener shutting down', new ConnectionClosedError('the listener was closed (unsubscribed)', CloseReason.ShuttingDown));
-      }
+      // A deliberate local shutdown: the connections' streams complete (no error), the peers are told reason 4.
+      for (const { connection } of [...live.values()]) connection.abort(CloseReason.ShuttingDown, 'listener shutting down', undefined);
       sweeper.dispose();
       lingering.clear();
     };

@@ -1,7 +1,8 @@
 import { Observable, Subject, type SchedulerLike, type Subscription } from 'rxjs';
-import { PacketType, type ClosePacket, type ConnectAckPacket, type ConnectPacket } from '../wire/packet';
+import { CloseReason, PacketType, type ClosePacket, type ConnectAckPacket, type ConnectPacket } from '../wire/packet';
 import { ConnectionCore } from './connection';
 import { datagramTooLarge, decodeDatagram, errorCode, randomNonZero32, transmitter, type EndpointStats } from './endpoint';
+import { asFailure, describeFailure } from './close';
 import { ConnectionClosedError, ConnectionRefusedError, ConnectTimeoutError } from './errors';
 import { makeOffer, readAnswer, type Extension } from './extensions';
 import { ConnectionIdRefused, handshake } from './handshake';
@@ -23,9 +24,17 @@ export interface StarterConfig {
 }
 
 /**
+ * Why a starter's connection closed when its subscription ended while it was open: the text of
+ * its CLOSE (the peer sees it too) and of what a later send() fails with. The usual cause is an
+ * async/await caller that took the connection out of the subscription.
+ */
+export const SUBSCRIPTION_ENDED = 'the connect() subscription ended (firstValueFrom or take(1) end it): keep the subscription, or use open()';
+
+/**
  * The starter's side: handshakes with the listener at (address, port) over `socket`, then routes
- * the listener's packets to the one connection. Emits the connection once open and completes
- * when it closes; unsubscribing earlier closes it (CLOSE reason 0).
+ * the listener's packets to the one connection. Emits the connection once open; completes when it
+ * closes normally (reason 0, either side) and errors with the connection's typed error when it
+ * ends abnormally. Unsubscribing earlier closes it (CLOSE reason 0, text SUBSCRIPTION_ENDED).
  */
 export function openConnection(socket: DatagramSocket, config: StarterConfig): Observable<ConnectionCore> {
   const { address, port, options, scheduler, stats } = config;
@@ -62,8 +71,8 @@ export function openConnection(socket: DatagramSocket, config: StarterConfig): O
         }
         if (packet.type === PacketType.ConnectAck || packet.type === PacketType.Close) replies$.next(packet);
       },
-      error: (error: Error) => {
-        const failure = new ConnectionClosedError(`socket failed: ${error.message}`);
+      error: (error: unknown) => {
+        const failure = new ConnectionClosedError(`socket failed: ${describeFailure(error)}`);
         if (connection !== undefined) connection.fail(failure);
         else subscriber.error(failure);
       },
@@ -99,7 +108,7 @@ export function openConnection(socket: DatagramSocket, config: StarterConfig): O
             peerMaxDatagramSize: ack.maxDatagramSize,
             peerReceiveWindow: ack.receiveWindow,
             transmit: send,
-            onClosed: () => subscriber.complete(),
+            onClosed: (info) => (info.error === undefined ? subscriber.complete() : subscriber.error(info.error)),
             ...(config.initialSeq === undefined ? {} : { initialSeq: config.initialSeq }),
             ...(config.initialBatch === undefined ? {} : { initialBatch: config.initialBatch }),
           });
@@ -108,7 +117,7 @@ export function openConnection(socket: DatagramSocket, config: StarterConfig): O
         },
         error: (error: unknown) => {
           if (error instanceof ConnectTimeoutError) return subscriber.error(new ConnectTimeoutError(address, port, options.connectTimeout));
-          if (!(error instanceof ConnectionIdRefused)) return subscriber.error(error);
+          if (!(error instanceof ConnectionIdRefused)) return subscriber.error(asFailure(error, 'the handshake failed'));
           // PROTOCOL.md §3: the id lingers there (or another starter has it): pick a new one, once.
           if (idRetried || config.connectionId !== undefined) return subscriber.error(error.error);
           idRetried = true;
@@ -122,7 +131,8 @@ export function openConnection(socket: DatagramSocket, config: StarterConfig): O
 
     return () => {
       handshaking.unsubscribe();
-      connection?.close();
+      // A no-op when the connection has already ended (it ended the subscription).
+      connection?.abort(CloseReason.Normal, SUBSCRIPTION_ENDED, undefined);
       datagrams.unsubscribe();
     };
   });

@@ -9,10 +9,14 @@ test('EMSGSIZE on sends ends the connection with an error that says to lower max
   const errors: unknown[] = [];
   listen(network, { host: '10.0.0.2', port: 7000 }).subscribe((c) => c.messages$.subscribe({ error: () => undefined }));
   let client: Connection | undefined;
-  connect(network, { from: '10.0.0.1', host: '10.0.0.2', port: 7000 }).subscribe((c) => {
-    client = c;
-    c.messages$.subscribe({ error: (e: unknown) => errors.push(e) });
-    c.send$.next(Buffer.alloc(5000));
+  let connectError: unknown;
+  connect(network, { from: '10.0.0.1', host: '10.0.0.2', port: 7000 }).subscribe({
+    next: (c) => {
+      client = c;
+      c.messages$.subscribe({ error: (e: unknown) => errors.push(e) });
+      c.send$.next(Buffer.alloc(5000));
+    },
+    error: (e: unknown) => (connectError = e),
   });
   scheduler.maxFrames = 10_000;
   scheduler.flush();
@@ -20,4 +24,5 @@ test('EMSGSIZE on sends ends the connection with an error that says to lower max
   expect(errors).toHaveLength(1);
   expect(errors[0]).toBeInstanceOf(ConnectionClosedError);
   expect((errors[0] as Error).message).toMatch(/EMSGSIZE.*lower maxDatagramSize/);
+  expect(connectError).toBe(errors[0]); // connect() errors with it too: the connection ended abnormally
 });

@@ -53,7 +53,7 @@ describe('socket errors', () => {
     w.run(10);
     expect(pair.client.ended).toMatch(/^ConnectionClosedError: .*ECONNREFUSED/);
     expect(closed.info?.error?.message).toMatch(/ECONNREFUSED/);
-    expect(pair.errors).toEqual([]);
+    expect(pair.errors).toEqual([closed.info!.error]); // connect() errors with it: the connection ended abnormally
     expect(unhandled.errors).toEqual([]);
     w.run(60_000);
     expect(pair.server.ended).toMatch(/^ConnectionTimeoutError/); // the listener side notices through the pings
