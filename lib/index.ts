@@ -1,6 +1,7 @@
 /** rx-rudp: reliable messages over UDP, with RxJS streams. */
 export { listen, type ListenOptions } from './api/listen';
 export { connect, type ConnectOptions } from './api/connect';
+export { open } from './api/open';
 export type { Connection, ConnectionEvent, ConnectionState, CloseInfo, RemoteAddress } from './core/connection';
 export type { ConnectionStats, ConnectionCounters } from './core/stats';
 export type { EndpointStats } from './core/endpoint';

@@ -1,6 +1,7 @@
 import type { Observable } from 'rxjs';
 import { connect as connectOverUdp, type ConnectOptions } from '../api/connect';
 import { listen as listenOverUdp, type ListenOptions } from '../api/listen';
+import { openFrom } from '../api/open';
 import type { Connection } from '../core/connection';
 import type { VirtualNetwork } from './virtual-network';
 
@@ -23,4 +24,13 @@ export function listen(network: VirtualNetwork, options: VirtualListenOptions): 
 export function connect(network: VirtualNetwork, options: VirtualConnectOptions): Observable<Connection> {
   const { from, ...rest } = options;
   return connectOverUdp({ ...rest, scheduler: network.scheduler, socketFactory: network.socketFactory(from) });
+}
+
+/** `open` of the real protocol on a virtual network: resolves with the open connection (see open() of rx-rudp). */
+export function open(network: VirtualNetwork, options: VirtualConnectOptions): Promise<Connection> {
+  try {
+    return openFrom(connect(network, options));
+  } catch (error) {
+    return Promise.reject(error as Error); // an invalid option, as open() of rx-rudp
+  }
 }

@@ -15,4 +15,4 @@ export type {
   WireDatagram,
 } from './virtual-network';
 export { Random, deriveSeed, mulberry32 } from './random';
-export { listen, connect, type VirtualListenOptions, type VirtualConnectOptions } from './endpoints';
+export { listen, connect, open, type VirtualListenOptions, type VirtualConnectOptions } from './endpoints';
