@@ -1,8 +1,10 @@
 /**
  * Hostile input, connect floods: 100,000 CONNECTs from random ids and source ports.
  * - Virtual time: the table of connections never exceeds maxConnections, every half-open
- *   connection (nothing after CONNECT_ACK) expires exactly connectTimeout after it was accepted,
- *   the listener's memory returns to where it was, and an honest peer connects once the flood stops.
+ *   connection (nothing after CONNECT_ACK) is pinged within the address-validation budget
+ *   (PROTOCOL.md §3: at most 3 × the CONNECT's bytes) and ends by the ping timeout, exactly
+ *   (pingPacketCount + 1) × pingInterval after it was accepted; the listener's memory returns to
+ *   where it was, and an honest peer connects once the flood stops.
  * - Real loopback: the same flood against a listener in a child process (built library): its heap
  *   after full GCs must hold the 1,024 half-open connections within a bound and return near its level
  *   once they expire, and its RSS must stay below RSS_BOUND_MB; an honest peer connects and
@@ -36,10 +38,11 @@ jest.setTimeout(120_000);
 
 const FLOOD = 100_000;
 
-test(`virtual time: ${FLOOD.toLocaleString('en')} CONNECTs from random ids and ports — bounded table, half-open expiry after connectTimeout, memory back to its level, honest peer connects afterwards`, () => {
+test(`virtual time: ${FLOOD.toLocaleString('en')} CONNECTs from random ids and ports — bounded table, half-open connections end by the ping timeout, answers within 3 × the CONNECT, memory back to its level, honest peer connects afterwards`, () => {
   const unhandled = captureUnhandledErrors();
   const w = world();
-  const CONNECT_TIMEOUT = 5000;
+  const PING_INTERVAL = 1000;
+  const PING_TIMEOUT = 6 * PING_INTERVAL; // (pingPacketCount 5 + 1) × pingInterval
   const MAX = 1024;
   const socket = spoofable(w.network.socketFactory(LISTENER_HOST), (address) => address.startsWith('10.1.'));
   let stats: EndpointStats | undefined;
@@ -49,7 +52,7 @@ test(`virtual time: ${FLOOD.toLocaleString('en')} CONNECTs from random ids and p
   const lifetimes = new Map<number, number>();
   const endings = new Map<string, number>();
   w.keep(
-    listenOverUdp({ host: LISTENER_HOST, port: LISTENER_PORT, scheduler: w.scheduler, socketFactory: socket.factory, connectTimeout: CONNECT_TIMEOUT, maxConnections: MAX, onListening: (_, s) => (stats = s) }).subscribe((c) => {
+    listenOverUdp({ host: LISTENER_HOST, port: LISTENER_PORT, scheduler: w.scheduler, socketFactory: socket.factory, pingInterval: PING_INTERVAL, maxConnections: MAX, onListening: (_, s) => (stats = s) }).subscribe((c) => {
       if (c.remote.address === STARTER_HOST) {
         c.messages$.subscribe({ next: (m) => c.send$.next(m), error: () => undefined });
         return;
@@ -84,8 +87,8 @@ test(`virtual time: ${FLOOD.toLocaleString('en')} CONNECTs from random ids and p
     if (open > MAX) throw new Error(`${open} connections open at ${w.scheduler.now()} ms, beyond maxConnections ${MAX}`);
   }
   const duringFlood = { accepted, refused: stats!.refusedConnections, maxOpen, openAtEnd: open };
-  // The flood stops: every half-open connection expires within connectTimeout, then lingers (5 s).
-  w.run(CONNECT_TIMEOUT + 1);
+  // The flood stops: every half-open connection ends by the ping timeout, then lingers (5 s).
+  w.run(PING_TIMEOUT + 1);
   expect(open).toBe(0);
   w.run(10_000);
   gc();
@@ -96,13 +99,14 @@ test(`virtual time: ${FLOOD.toLocaleString('en')} CONNECTs from random ids and p
       `${w.scheduler.actions.length} actions scheduled; ${socket.diverted.datagrams} answers (${socket.diverted.bytes} bytes) to the flood's sources`,
   );
   expect(duringFlood.maxOpen).toBe(MAX);
-  // One answer per CONNECT (CONNECT_ACK or CLOSE reason 5), none larger than it: no amplification.
-  expect(socket.diverted.datagrams).toBe(FLOOD);
-  expect(socket.diverted.bytes).toBeLessThanOrEqual(FLOOD * 64);
+  // A refused CONNECT gets one CLOSE no larger than it; an accepted one at most 3 × 64 bytes
+  // (CONNECT_ACK, PINGs, CLOSE): the listener is no amplifier.
+  expect(socket.diverted.bytes).toBeLessThanOrEqual(duringFlood.refused * 64 + duringFlood.accepted * 3 * 64);
+  expect(socket.diverted.datagrams).toBeGreaterThan(FLOOD); // the accepted ones were pinged
   expect(duringFlood.accepted + duringFlood.refused).toBe(FLOOD);
   expect([...endings.keys()]).toEqual(['ConnectionTimeoutError']);
-  // Each half-open connection lived exactly connectTimeout.
-  expect([...lifetimes.keys()]).toEqual([CONNECT_TIMEOUT]);
+  // Each half-open connection lived exactly the ping timeout.
+  expect([...lifetimes.keys()]).toEqual([PING_TIMEOUT]);
   // Nothing of the flood is left: no timer, and the heap is back to its level.
   expect(w.scheduler.actions.length).toBe(0);
   expect(heapAfter - heapBefore).toBeLessThan(4 * MiB);
@@ -171,10 +175,8 @@ afterEach(async () => {
 
 test(`real loopback: ${FLOOD.toLocaleString('en')} CONNECTs from 100 random ports against a listener process — RSS below ${RSS_BOUND_MB} MB, honest peer connects afterwards`, async () => {
   ensureBuilt();
-  const CONNECT_TIMEOUT = 1000;
-  // Half-open connections expire after max(connectTimeout, 2 × pingInterval) = 1 s; the pings alone
-  // would take (pingPacketCount + 1) × pingInterval = 3 s.
-  child = new Child(join(FIXTURES, 'listener.js'), [JSON.stringify({ options: { connectTimeout: CONNECT_TIMEOUT, pingInterval: 500 }, echo: true, sampleMs: 50 })], {
+  // Half-open connections end by the ping timeout: (pingPacketCount + 1) × pingInterval = 1 s.
+  child = new Child(join(FIXTURES, 'listener.js'), [JSON.stringify({ options: { pingInterval: 200, pingPacketCount: 4 }, echo: true, sampleMs: 50 })], {
     nodeArgs: LISTENER_NODE_ARGS,
   });
   const { port } = (await child.waitFor((l) => l.event === 'listening', 10_000, 'the listener')) as { port: number };
