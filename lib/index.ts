@@ -2,7 +2,7 @@
 export { listen, type ListenOptions } from './api/listen';
 export { connect, type ConnectOptions } from './api/connect';
 export { open } from './api/open';
-export type { Connection, ConnectionEvent, ConnectionState, CloseInfo, RemoteAddress } from './core/connection';
+export type { Connection, ConnectionEvent, ConnectionState, CloseInfo, ReceiveOptions, RemoteAddress } from './core/connection';
 export type { ConnectionStats, ConnectionCounters } from './core/stats';
 export type { EndpointStats } from './core/endpoint';
 export { DEFAULTS, type ProtocolOptions } from './core/options';

@@ -25,7 +25,37 @@ describe('send buffer, bufferedBytes$, events$ and statsEvery', () => {
         'a 600-byte message does not fit: 600 of maxBufferedBytes 1000 are waiting for acknowledgement; wait on bufferedBytes$ (or use send() with mergeMap) before sending more, or raise maxBufferedBytes',
       );
       expectObservable(connection.send(Buffer.alloc(600))).toBe('#', undefined, error);
-      expect(connection.stats.messagesSent).toBe(1);
+      ts.schedule(() => expect(connection.stats.messagesSent).toBe(1), 5);
+    });
+  });
+
+  it('send() is cold: nothing is queued until it is subscribed', () => {
+    ts.run(({ hot, cold, expectObservable }) => {
+      const { connection, outgoing$ } = harness(ts, quiet, hot(''));
+      const sending = connection.send(Buffer.from('x'));
+      expect(connection.stats.messagesSent).toBe(0);
+      cold('20ms a').subscribe(() => sending.subscribe({ error: () => undefined })); // (the quiet peer times out in the end)
+      expectObservable(outgoing$, '^ 30ms !').toBe('20ms a', { a: 'D0' });
+    });
+  });
+
+  it('unsubscribing from send() before any packet left withdraws the message; after, it is still delivered', () => {
+    ts.run(({ hot, expectObservable }) => {
+      // A peer window of 1: the second message waits behind the first.
+      const { connection, outgoing$ } = harness(ts, quiet, hot('50ms a', { a: ack(1) }), { peerReceiveWindow: 1 });
+      const first = connection.send(Buffer.from('first')).subscribe();
+      const second = connection.send(Buffer.from('second')).subscribe();
+      const third = connection.send(Buffer.from('third')).subscribe();
+      expect(connection.stats.bufferedBytes).toBe(16);
+      first.unsubscribe(); // its packet has left: it is still delivered
+      second.unsubscribe(); // nothing of it has left: withdrawn
+      expect(connection.stats.bufferedBytes).toBe(10);
+      // After the ack of seq 0, seq 1 is the third message (batch 1: no hole left by the second).
+      expectObservable(outgoing$.pipe(map((d) => d)), '^ 60ms !').toBe('a 49ms b', { a: 'D0', b: 'D1' });
+      ts.schedule(() => {
+        expect(connection.stats.messagesSent).toBe(3);
+        third.unsubscribe();
+      }, 60);
     });
   });
 

@@ -65,6 +65,6 @@ export function harness(scheduler: SchedulerLike, options: ProtocolOptions, inco
     },
     ...extra,
   });
-  incoming$.subscribe((p) => connection.receive(p, encode(p).length));
+  incoming$.subscribe((p) => connection.ingest(p, encode(p).length));
   return { connection, outgoing$: outgoing.asObservable() };
 }

@@ -1,6 +1,6 @@
 import { TestScheduler } from 'rxjs/testing';
 import { ConnectionTimeoutError } from '../lib/core/errors';
-import { heartbeat } from '../lib/core/heartbeat';
+import { heartbeat } from '../lib/core/pipelines/heartbeat';
 import { ID, harness, ping } from './harness';
 import { PacketType } from '../lib/wire/packet';
 

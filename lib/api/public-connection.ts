@@ -1,5 +1,5 @@
-import { catchError, throwError, type Observable, type Subject } from 'rxjs';
-import type { CloseInfo, Connection, ConnectionEvent, ConnectionState, ConnectionCore, RemoteAddress } from '../core/connection';
+import type { Observable, ObservableInput, Subject } from 'rxjs';
+import type { CloseInfo, Connection, ConnectionEvent, ConnectionState, ConnectionCore, ReceiveOptions, RemoteAddress } from '../core/connection';
 import { ConnectionClosedError } from '../core/errors';
 import type { ConnectionStats } from '../core/stats';
 
@@ -27,12 +27,16 @@ export class PublicConnection implements Connection {
     return this.#core.messages$;
   }
 
+  receive<R>(handler: (message: Uint8Array) => ObservableInput<R>, options?: ReceiveOptions): Observable<R> {
+    return this.#core.receive(handler, options);
+  }
+
   get send$(): Subject<Uint8Array> {
     return this.#core.send$;
   }
 
   send(message: Uint8Array): Observable<void> {
-    return this.#core.send(message).pipe(catchError((error: unknown) => throwError(() => explainClosed(this.#core, error))));
+    return this.#core.send(message);
   }
 
   get bufferedBytes$(): Observable<number> {
@@ -78,18 +82,4 @@ export class PublicConnection implements Connection {
   close(): void {
     this.#core.close();
   }
-}
-
-/**
- * A send() that failed because the connection closed without an error of its own (a normal or
- * deliberate close) gets a generic "closed before acknowledged" from the core: add the close's
- * text, which says why (the connect() subscription ended, the listener shut down, the peer's words).
- */
-function explainClosed(core: ConnectionCore, error: unknown): unknown {
-  if (!(error instanceof ConnectionClosedError)) return error;
-  let info: CloseInfo | undefined;
-  core.closed$.subscribe((i) => (info = i)).unsubscribe(); // replays at once once closed
-  if (info === undefined || info.error !== undefined || info.text === '' || error.message.includes(info.text)) return error;
-  const why = info.byPeer ? `the peer closed it (${info.text})` : info.text;
-  return new ConnectionClosedError(`${error.message}: ${why}`, info.reason);
 }

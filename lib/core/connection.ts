@@ -1,96 +1,28 @@
-import { BehaviorSubject, Observable, Subject, Subscription, interval, map, takeUntil, type SchedulerLike } from 'rxjs';
-import {
-  CloseReason,
-  DATA_HEADER_SIZE,
-  HEADER_SIZE,
-  PacketType,
-  type ClosePacket,
-  type ConnectAckPacket,
-  type DataPacket,
-  type Packet,
-  type SeqRange,
-} from '../wire/packet';
-import { MAX_CLOSE_TEXT_BYTES } from '../wire/packet';
+import { BehaviorSubject, Observable, Subject, Subscription, interval, map, takeUntil, type Observer, type ObservableInput, type SchedulerLike } from 'rxjs';
 import { encodedLength } from '../wire/codec';
-import { coalesceAcks } from './acks';
+import { CloseReason, DATA_HEADER_SIZE, HEADER_SIZE, MAX_CLOSE_TEXT_BYTES, PacketType, type ConnectAckPacket, type Packet } from '../wire/packet';
 import { AddressValidation } from './address-validation';
-import { NO_EXTENSIONS, type NegotiatedExtensions } from './extensions';
-import { errorForClose } from './close';
 import { NewReno, type CongestionController } from './congestion';
-import { Deadline } from './deadline';
-import { ConnectionClosedError, ConnectionTimeoutError, MessageTooLargeError, ProtocolError, SendBufferFullError, type RudpError } from './errors';
-import { heartbeat } from './heartbeat';
+import type { CloseInfo, Connection, ConnectionEvent, ConnectionState, ReceiveOptions, RemoteAddress } from './connection-api';
+import { ConnectionClosedError, ConnectionTimeoutError, MessageTooLargeError, SendBufferFullError, type RudpError } from './errors';
+import { NO_EXTENSIONS, type NegotiatedExtensions } from './extensions';
+import { Inbox } from './inbox';
 import type { ResolvedProtocolOptions } from './options';
-import { DataOutcome, Receiver } from './receiver';
+import { ACK_NOW, acknowledge, type AckTrigger } from './pipelines/acknowledge';
+import { failureEnding, localClose, peerClosed, transportFailed, type Ending } from './pipelines/close';
+import { receiveDirect } from './pipelines/direct';
+import { answerPings, keepAlive } from './pipelines/heartbeat';
+import { reassemble, type Arrival } from './pipelines/reassemble';
+import { requestRepeats } from './pipelines/request-repeats';
+import { retransmit } from './pipelines/retransmit';
+import { PacketRoutes, Route } from './pipelines/route';
+import { Receiver } from './receiver';
 import { REDUNDANCY_MEMORY_MS, REDUNDANT_PACKET_MAX_SIZE, SmallPacketRedundancy } from './redundancy';
 import { RttEstimator } from './rtt';
-import { Sender } from './sender';
+import { Sender, type OutgoingMessage } from './sender';
 import { emptyCounters, type ConnectionCounters, type ConnectionStats } from './stats';
 
-export type ConnectionState = 'open' | 'closing' | 'closed';
-
-export interface RemoteAddress {
-  readonly address: string;
-  readonly port: number;
-}
-
-/** How a connection ended. `error` is undefined for a normal close (reason 0) by either side. */
-export interface CloseInfo {
-  readonly reason: number;
-  readonly text: string;
-  readonly byPeer: boolean;
-  readonly error: RudpError | undefined;
-}
-
-/** Notable things that happened on a connection, for logs and dashboards. `time` is the scheduler's clock. */
-export type ConnectionEvent =
-  | { readonly type: 'retransmit'; readonly time: number; readonly seq: number; readonly cause: 'timeout' | 'repeat' }
-  | { readonly type: 'repeat-request'; readonly time: number; readonly ranges: readonly SeqRange[] }
-  | { readonly type: 'ping'; readonly time: number }
-  | { readonly type: 'ping-timeout'; readonly time: number; readonly silentMs: number }
-  | { readonly type: 'close'; readonly time: number; readonly info: CloseInfo };
-
-/** One reliable, message-oriented connection to a peer. Symmetric: it does not matter who started it. */
-export interface Connection {
-  readonly id: number;
-  readonly remote: RemoteAddress;
-  /** Whole messages from the peer, once each, in order. Completes on a normal close, errors on an abnormal one. Hot: subscribe when the connection is emitted. */
-  readonly messages$: Observable<Uint8Array>;
-  /**
-   * Push messages to send. Completing it means: deliver everything sent, then close normally.
-   * A message that would take the buffered bytes past `maxBufferedBytes` closes the connection
-   * with SendBufferFullError: throttle on `bufferedBytes$`, or use `send()`.
-   */
-  readonly send$: Subject<Uint8Array>;
-  /**
-   * Sends one message now; the result completes once every packet of it is acknowledged, and errors
-   * if the connection closes first, or at once with SendBufferFullError when it does not fit in
-   * `maxBufferedBytes` (nothing is queued then).
-   */
-  send(message: Uint8Array): Observable<void>;
-  /** Bytes queued or unacknowledged; replays the current value. Wait on it to throttle a producer. */
-  readonly bufferedBytes$: Observable<number>;
-  /** The send bound (`maxBufferedBytes`): a message fits when bufferedBytes + its size is at most this. */
-  readonly maxBufferedBytes: number;
-  /** Statistics every `intervalMs` on the connection's scheduler, until it closes. */
-  statsEvery(intervalMs: number): Observable<ConnectionStats>;
-  /** Retransmissions, repeat requests, pings, ping timeout and close, as they happen. Completes on close. */
-  readonly events$: Observable<ConnectionEvent>;
-  /** DIRECT datagrams from the peer: unreliable, unordered, as they arrive. Completes when the connection closes. */
-  readonly direct$: Observable<Uint8Array>;
-  /** Sends a DIRECT datagram; returns false when the connection is closed. Throws MessageTooLargeError above `maxDirectSize`. */
-  sendDirect(payload: Uint8Array): boolean;
-  /** Largest DIRECT payload: min(own, peer's maxDatagramSize) - 6. */
-  readonly maxDirectSize: number;
-  /** 'open' → ('closing' while flushing after `send$` completed) → 'closed'; replays the current state. */
-  readonly state$: Observable<ConnectionState>;
-  /** Emits once how the connection ended, then completes. */
-  readonly closed$: Observable<CloseInfo>;
-  /** A snapshot of the connection's statistics. */
-  readonly stats: ConnectionStats;
-  /** Closes now (CLOSE reason 0): unsent and unacknowledged data is dropped, as PROTOCOL.md §8 says. */
-  close(): void;
-}
+export type { CloseInfo, Connection, ConnectionEvent, ConnectionState, ReceiveOptions, RemoteAddress } from './connection-api';
 
 export interface ConnectionParams {
   readonly id: number;
@@ -125,138 +57,152 @@ const ACK_DELAY_MS = 5;
  * 6.1 / 5.5 / 4.6 / 4.7 receiver CPU s/GiB. Out-of-order and duplicate packets are still acked at once.
  */
 const ACK_EVERY = 8;
-/** A DATA packet arriving this long after the previous one is on a quiet connection. */
-const SPARSE_GAP_MS = 1;
 
 /**
- * The protocol core of one connection, with no sockets and no clock of its own. The endpoint
- * feeds it the peer's packets (`receive`); it hands packets back through `transmit`. Incoming
- * packets are split by type; each concern lives in its own module (sender, receiver, acks,
- * heartbeat, close) and is composed here once per connection.
+ * The protocol core of one connection, with no sockets and no clock of its own: the endpoint
+ * hands it the peer's packets (`ingest`), it hands packets back through `transmit`. The packets
+ * are split by type (PacketRoutes) into operator pipelines, one concern each (pipelines/), built
+ * once here; their outputs merge into the wire, their typed errors into one close path.
  */
 export class ConnectionCore implements Connection {
   readonly id: number;
   readonly remote: RemoteAddress;
   readonly send$ = new Subject<Uint8Array>();
   readonly maxDirectSize: number;
+  readonly maxBufferedBytes: number;
   /** The §12 extensions this connection negotiated, by id (internal: extensions read their parameters here). */
   readonly extensions: NegotiatedExtensions;
-  private readonly messagesSubject = new Subject<Uint8Array>();
   private readonly directSubject = new Subject<Uint8Array>();
   private readonly stateSubject = new BehaviorSubject<ConnectionState>('open');
   private readonly closedSubject = new Subject<CloseInfo>();
   private readonly eventsSubject = new Subject<ConnectionEvent>();
   private readonly bufferedSubject = new BehaviorSubject<number>(0);
   readonly events$ = this.eventsSubject.asObservable();
-  /** Replays the current value; after the close, 0 (then completes), so late waiters are not left hanging. */
-  readonly bufferedBytes$ = new Observable<number>((subscriber) => {
-    if (this.closeInfo === undefined) return this.bufferedSubject.subscribe(subscriber);
-    subscriber.next(0);
-    subscriber.complete();
-    return undefined;
-  });
-  readonly maxBufferedBytes: number;
-  readonly messages$ = this.messagesSubject.asObservable();
   readonly direct$ = this.directSubject.asObservable();
-  readonly state$ = this.stateSubject.asObservable();
-  readonly closed$: Observable<CloseInfo>;
   private closeInfo: CloseInfo | undefined;
 
   private readonly counters: ConnectionCounters = emptyCounters();
+  private readonly options: ResolvedProtocolOptions;
+  private readonly scheduler: SchedulerLike;
   private readonly rtt: RttEstimator;
   private readonly congestion: CongestionController;
   private readonly sender: Sender;
   private readonly receiver: Receiver;
-  private readonly alive$ = new Subject<void>();
-  private readonly dataArrived$ = new Subject<boolean>();
-  private readonly retransmitTimer: Deadline;
-  private readonly repeatTimer: Deadline;
+  private readonly inbox: Inbox;
+  private readonly validation: AddressValidation;
+  private readonly routes = new PacketRoutes();
+  /** Ticks when a message was queued; completes when send$ does (flush, then close). */
+  private readonly queued$ = new Route<void>();
+  /** Ticks when the address-validation budget lets more out. */
+  private readonly unblocked$ = new Route<void>();
+  /** DATA arrivals, and ACK_NOW for the greeting and window updates. */
+  private readonly ackTriggers$ = new Route<AckTrigger>();
   private readonly subscriptions = new Subscription();
-  private readonly scheduler: SchedulerLike;
-  private readonly options: ResolvedProtocolOptions;
   private readonly transmitDatagram: (packet: Packet) => number;
   private readonly onClosed: ((info: CloseInfo) => void) | undefined;
-  private pingNonce = 0;
-  private lastDataAt = -Infinity;
-  private lastAckSentAt = -Infinity;
-  private readonly validation: AddressValidation;
-  private pingSentAt = 0;
-  /** A PING is waiting for its PING_ACK: a duplicated PING_ACK must not give a second RTT sample. */
-  private pingOutstanding = false;
 
   constructor(params: ConnectionParams) {
     const { options, scheduler } = params;
     this.id = params.id;
     this.remote = params.remote;
-    this.extensions = params.extensions ?? NO_EXTENSIONS;
     this.options = options;
     this.scheduler = scheduler;
+    this.extensions = params.extensions ?? NO_EXTENSIONS;
     this.transmitDatagram = params.transmit;
-    this.validation = new AddressValidation(params.peerValidated ?? true);
     this.onClosed = params.onClosed;
+    this.validation = new AddressValidation(params.peerValidated ?? true);
     const datagramSize = Math.min(options.maxDatagramSize, params.peerMaxDatagramSize);
+    const payloadSize = datagramSize - DATA_HEADER_SIZE;
     this.maxDirectSize = datagramSize - HEADER_SIZE;
     this.maxBufferedBytes = options.maxBufferedBytes;
-    this.rtt = new RttEstimator(options.deliveryTimeout);
+    const rtt = (this.rtt = new RttEstimator(options.deliveryTimeout));
     this.congestion = params.congestion ?? new NewReno(datagramSize, 65535 * datagramSize);
-    this.sender = new Sender(
-      this.id,
-      datagramSize - DATA_HEADER_SIZE,
-      params.peerReceiveWindow,
-      this.rtt,
-      this.congestion,
-      this.counters,
-      (packet) => this.transmit(packet),
-      (packet, cause) => {
-        if (this.eventsSubject.observed) this.eventsSubject.next({ type: 'retransmit', time: this.scheduler.now(), seq: packet.seq, cause });
-      },
-      options.redundancy === 'auto' ? new SmallPacketRedundancy(REDUNDANT_PACKET_MAX_SIZE, REDUNDANCY_MEMORY_MS) : undefined,
-      params.initialSeq,
-      params.initialBatch,
-    );
-    this.receiver = new Receiver(
-      { receiveWindow: options.receiveWindow, maxMessageSize: options.maxMessageSize, payloadSize: datagramSize - DATA_HEADER_SIZE },
-      (message) => {
+    const redundancy = options.redundancy === 'auto' ? new SmallPacketRedundancy(REDUNDANT_PACKET_MAX_SIZE, REDUNDANCY_MEMORY_MS) : undefined;
+    const sender = (this.sender = new Sender(this.id, payloadSize, params.peerReceiveWindow, rtt, this.congestion, this.counters, redundancy, params.initialSeq, params.initialBatch));
+    const inbox = (this.inbox = new Inbox(() => this.windowReopened()));
+    const receiver = (this.receiver = new Receiver(
+      { receiveWindow: options.receiveWindow, maxMessageSize: options.maxMessageSize, payloadSize, heldPackets: () => inbox.heldPackets },
+      (message, packets) => {
         this.counters.messagesReceived++;
-        this.messagesSubject.next(message);
+        inbox.push(message, packets);
       },
       params.initialSeq,
       params.initialBatch,
-    );
-    this.retransmitTimer = new Deadline(scheduler, (now) => this.onRetransmitDue(now));
-    this.repeatTimer = new Deadline(scheduler, (now) => this.askForGaps(now));
-    this.closed$ = new Observable<CloseInfo>((subscriber) => {
-      if (this.closeInfo !== undefined) {
-        subscriber.next(this.closeInfo);
-        subscriber.complete();
-        return undefined;
-      }
-      return this.closedSubject.subscribe(subscriber);
-    });
+    ));
 
-    this.subscriptions.add(
-      this.alive$
-        .pipe(heartbeat({ pingInterval: options.pingInterval, pingPacketCount: options.pingPacketCount, scheduler }))
-        .subscribe({
-          next: () => this.ping(),
-          error: (error: RudpError) => {
-            if (error instanceof ConnectionTimeoutError) this.emit({ type: 'ping-timeout', time: this.scheduler.now(), silentMs: error.silentMs });
-            this.terminate(CloseReason.Timeout, 'no answer to pings', false, error, true);
-          },
-        }),
+    const { routes, counters, id: connectionId } = this;
+    // Each DATA arrival feeds two pipelines: acknowledge (with the greeting and window updates) and repeat requests.
+    const ackTriggers$ = this.ackTriggers$;
+    const arrivals$ = new Route<Arrival>();
+    const maxPending = Math.max(1, Math.min(ACK_EVERY, Math.floor(options.receiveWindow / 2)));
+    const flushed$ = this.queued$.pipe(
+      retransmit({
+        sender,
+        rtt,
+        scheduler,
+        acks$: routes.dataAck$,
+        repeats$: routes.repeat$,
+        unblocked$: this.unblocked$,
+        allowance: () => this.validation.allowance,
+        onResend: (packet, cause) => this.emit({ type: 'retransmit', time: scheduler.now(), seq: packet.seq, cause }),
+        onBufferedBytes: (bytes) => this.bufferedSubject.next(bytes),
+      }),
     );
+    // The wire is the merge of the pipelines' outputs; a pipeline's typed error ends the connection.
+    // (Each subscribes to one shared observer: RxJS's merge() would cost ~7 KB per connection.)
+    const wire: Partial<Observer<Packet>> = {
+      next: (packet) => this.transmit(packet),
+      error: (error: unknown) => this.end(failureEnding(error)),
+    };
+    const pipelines: Observable<Packet>[] = [
+      ackTriggers$.pipe(acknowledge({ connectionId, receiver, maxDelay: ACK_DELAY_MS, maxPending, scheduler })),
+      arrivals$.pipe(requestRepeats({ connectionId, receiver, rtt, repeatDelay: options.repeatDelay, deliveryTimeout: options.deliveryTimeout, scheduler })),
+      routes.heard$.pipe(keepAlive({ connectionId, pingInterval: options.pingInterval, pingPacketCount: options.pingPacketCount, scheduler, pingAcks$: routes.pingAck$, rtt })),
+      routes.ping$.pipe(answerPings()),
+    ];
+    for (const pipeline of pipelines) this.subscriptions.add(pipeline.subscribe(wire));
+    // Everything sent after send$ completed is acknowledged: a normal close.
+    this.subscriptions.add(flushed$.subscribe({ ...wire, complete: () => this.close() }));
     this.subscriptions.add(
-      this.dataArrived$
-        .pipe(coalesceAcks({ maxDelay: ACK_DELAY_MS, maxPending: Math.max(1, Math.min(ACK_EVERY, Math.floor(options.receiveWindow / 2))), scheduler }))
-        .subscribe(() => this.acknowledge()),
+      routes.data$.pipe(reassemble({ receiver, scheduler, counters })).subscribe({
+        next: (arrival) => {
+          ackTriggers$.next(arrival);
+          arrivals$.next(arrival);
+        },
+        error: wire.error!,
+      }),
     );
+    this.subscriptions.add(routes.close$.subscribe((packet) => this.end(peerClosed(packet))));
+    this.subscriptions.add(routes.direct$.pipe(receiveDirect(counters)).subscribe((payload) => this.directSubject.next(payload)));
     this.subscriptions.add(
       this.send$.subscribe({
         next: (message) => this.enqueue(message, undefined),
-        error: (err: unknown) => this.terminate(CloseReason.Normal, 'sender aborted', false, asRudpError(err), true),
+        error: (err: unknown) => this.end(localClose(CloseReason.ShuttingDown, 'sender aborted', sendAborted(err))),
         complete: () => this.finish(),
       }),
     );
+  }
+
+  get messages$(): Observable<Uint8Array> {
+    return this.inbox.messages$;
+  }
+
+  // Getters, not fields: an Observable and a closure each, times 10,000 idle connections.
+  /** Replays the current value; after the close, 0 (then completes), so late waiters are not left hanging. */
+  get bufferedBytes$(): Observable<number> {
+    return this.afterClose(this.bufferedSubject, () => 0);
+  }
+
+  get state$(): Observable<ConnectionState> {
+    return this.afterClose(this.stateSubject, () => 'closed' as const);
+  }
+
+  get closed$(): Observable<CloseInfo> {
+    return this.afterClose(this.closedSubject, (info) => info);
+  }
+
+  receive<R>(handler: (message: Uint8Array) => ObservableInput<R>, options: ReceiveOptions = {}): Observable<R> {
+    return this.inbox.receive(handler, options.concurrency ?? 1);
   }
 
   get stats(): ConnectionStats {
@@ -284,10 +230,13 @@ export class ConnectionCore implements Connection {
   }
 
   send(message: Uint8Array): Observable<void> {
-    // A Subject replays its completion or error to late subscribers: nothing is lost by subscribing late.
-    const outcome = new Subject<void>();
-    this.enqueue(message, outcome);
-    return outcome.asObservable();
+    return new Observable<void>((subscriber) => {
+      const queued = this.enqueue(message, subscriber);
+      return () => {
+        // Unsubscribed before any packet of it left: take it back.
+        if (queued !== undefined && this.closeInfo === undefined && this.sender.withdraw(queued)) this.bufferedSubject.next(this.sender.bufferedBytes);
+      };
+    });
   }
 
   sendDirect(payload: Uint8Array): boolean {
@@ -301,66 +250,30 @@ export class ConnectionCore implements Connection {
   }
 
   close(): void {
-    this.terminate(CloseReason.Normal, '', false, undefined, true);
+    this.end(localClose(CloseReason.Normal, '', undefined));
   }
 
   /** Closes with a reason other than normal (used by the endpoint when it shuts down). */
   abort(reason: number, text: string, error: RudpError | undefined): void {
-    this.terminate(reason, text, false, error, true);
+    this.end(localClose(reason, text, error));
   }
 
   /** Ends the connection without sending anything (the transport failed). */
   fail(error: RudpError): void {
-    this.terminate(CloseReason.Normal, '', false, error, false);
+    this.end(transportFailed(error));
   }
 
   /** A valid packet from the peer's address, port and connection id. */
-  receive(packet: Packet, size: number): void {
+  ingest(packet: Packet, size: number): void {
     if (this.closeInfo !== undefined) return;
     this.counters.packetsReceived++;
     this.counters.bytesReceived += size;
-    this.alive$.next();
     if (!this.validation.validated) {
       this.validation.validate();
-      this.afterSenderChange(this.scheduler.now()); // send what the budget held back
+      this.unblocked$.next(); // send what the budget held back
       if (this.closeInfo !== undefined) return;
     }
-    switch (packet.type) {
-      case PacketType.Data:
-        return this.onData(packet);
-      case PacketType.DataAck: {
-        const now = this.scheduler.now();
-        const buffered = this.sender.bufferedBytes;
-        if (!this.sender.onAck(packet, now)) {
-          return this.terminate(CloseReason.ProtocolError, 'acknowledged a packet never sent', false, new ProtocolError('peer acknowledged a DATA packet we never sent'), true);
-        }
-        if (this.sender.bufferedBytes !== buffered && this.closeInfo === undefined) this.bufferedSubject.next(this.sender.bufferedBytes);
-        return this.afterSenderChange(now);
-      }
-      case PacketType.Repeat: {
-        const now = this.scheduler.now();
-        this.sender.onRepeat(packet.ranges, now);
-        return this.afterSenderChange(now);
-      }
-      case PacketType.Ping:
-        this.transmit({ type: PacketType.PingAck, connectionId: this.id, nonce: packet.nonce });
-        return;
-      case PacketType.PingAck:
-        if (this.pingOutstanding && packet.nonce === this.pingNonce) {
-          this.pingOutstanding = false;
-          this.rtt.sample(this.scheduler.now() - this.pingSentAt);
-        }
-        return;
-      case PacketType.Close:
-        return this.onClose(packet);
-      case PacketType.Direct:
-        this.counters.directReceived++;
-        this.directSubject.next(packet.payload);
-        return;
-      default:
-        // CONNECT and CONNECT_ACK are the endpoint's business (a resent handshake).
-        return;
-    }
+    this.routes.route(packet);
   }
 
   /**
@@ -372,7 +285,7 @@ export class ConnectionCore implements Connection {
     if (this.closeInfo !== undefined) return;
     this.validation.credit(connectSize);
     this.transmit(ack);
-    this.afterSenderChange(this.scheduler.now()); // a larger budget may let held DATA go
+    this.unblocked$.next();
   }
 
   /**
@@ -383,7 +296,7 @@ export class ConnectionCore implements Connection {
    */
   greet(handshakeRtt: number | undefined): void {
     if (handshakeRtt !== undefined) this.rtt.sample(handshakeRtt);
-    this.acknowledge();
+    this.ackTriggers$.next(ACK_NOW);
   }
 
   /** Counts a datagram the endpoint dropped on this connection's behalf. */
@@ -391,129 +304,45 @@ export class ConnectionCore implements Connection {
     this.counters.droppedDatagrams++;
   }
 
-  private onData(packet: DataPacket): void {
-    this.counters.dataPacketsReceived++;
-    const now = this.scheduler.now();
-    const hadGaps = this.receiver.hasGaps;
-    const delivered = this.counters.messagesReceived;
-    const quietBefore = now - this.lastDataAt >= SPARSE_GAP_MS;
-    this.lastDataAt = now;
-    switch (this.receiver.onData(packet, now)) {
-      case DataOutcome.New: {
-        if (this.closeInfo !== undefined) return; // the application closed while a message was delivered
-        // At once: out of order or filling a gap, so the sender learns quickly (RFC 5681 §4.2); or
-        // a message completed on a quiet connection, where waiting would coalesce nothing and only
-        // cost a timer and 5 ms of the sender's RTT estimate.
-        const hasGaps = this.receiver.hasGaps;
-        const sparse = quietBefore && this.counters.messagesReceived !== delivered;
-        this.dataArrived$.next(hadGaps || hasGaps || sparse);
-        if (hasGaps) this.askForGaps(now);
-        return;
-      }
-      case DataOutcome.Duplicate:
-        this.counters.duplicatesReceived++;
-        // Every DATA is acknowledged (PROTOCOL.md §5). A copy right behind an ack that covered it
-        // (redundancy sends two at once) may wait for the coalescing delay; otherwise our ack was
-        // probably lost: answer at once.
-        this.dataArrived$.next(now - this.lastAckSentAt >= SPARSE_GAP_MS);
-        return;
-      case DataOutcome.OutsideWindow:
-        this.counters.droppedDatagrams++;
-        this.dataArrived$.next(true);
-        return;
-      case DataOutcome.Violation: {
-        const v = this.receiver.violation!;
-        const error = v.closeReason === CloseReason.MessageTooLarge ? new MessageTooLargeError(v.message) : new ProtocolError(v.message);
-        this.terminate(v.closeReason, v.message, false, error, true);
-        return;
-      }
-    }
-  }
-
-  private acknowledge(): void {
-    if (this.closeInfo !== undefined) return;
-    this.counters.acksSent++;
-    this.lastAckSentAt = this.scheduler.now();
-    this.transmit({
-      type: PacketType.DataAck,
-      connectionId: this.id,
-      cumulative: this.receiver.cumulative,
-      window: this.receiver.window,
-      ranges: this.receiver.ackRanges(),
-    });
-  }
-
-  /** Sends REPEAT for gaps past the reorder threshold, and arms the timer for the next ones. */
-  private askForGaps(now: number): void {
-    if (this.closeInfo !== undefined) return;
-    const { repeatDelay, deliveryTimeout } = this.options;
-    // "One round trip" (PROTOCOL.md §6), plus one RTT deviation (a bare SRTT races the resend under
-    // jitter), and never sooner than the RTO's floor: with a near-zero RTT estimate a packet that is
-    // always lost would otherwise be asked for again at the same instant, forever.
-    const reaskAfter = this.rtt.srtt === undefined ? deliveryTimeout / 2 : Math.max(this.rtt.srtt + this.rtt.rttvar, Math.min(10, deliveryTimeout));
-    const ranges = this.receiver.takeRepeatRanges(now, repeatDelay, reaskAfter);
-    if (ranges.length > 0) {
-      this.counters.repeatsSent++;
-      this.transmit({ type: PacketType.Repeat, connectionId: this.id, ranges });
-      this.emit({ type: 'repeat-request', time: now, ranges });
-    }
-    this.repeatTimer.set(this.receiver.nextRepeatTime(repeatDelay, reaskAfter));
-  }
-
-  /** Queues a message from send$ (no `outcome`) or send() (its outcome Subject). */
-  private enqueue(message: Uint8Array, outcome: Subject<void> | undefined): void {
-    const acked = outcome;
+  /** Queues a message from send$ (no `waiter`) or send() (its subscriber); undefined when it was refused. */
+  private enqueue(message: Uint8Array, waiter: { complete(): void; error(error: unknown): void } | undefined): OutgoingMessage | undefined {
     if (this.closeInfo !== undefined || this.state === 'closing') {
-      acked?.error(this.closeInfo ? closedError(this.closeInfo) : new ConnectionClosedError('send$ already completed: the connection is closing'));
-      return;
+      waiter?.error(this.closeInfo ? closedError(this.closeInfo) : new ConnectionClosedError('send$ already completed: the connection is closing'));
+      return undefined;
     }
     if (this.sender.bufferedBytes + message.length > this.maxBufferedBytes) {
       const error = new SendBufferFullError(
         `a ${message.length}-byte message does not fit: ${this.sender.bufferedBytes} of maxBufferedBytes ${this.maxBufferedBytes} ` +
           `are waiting for acknowledgement; wait on bufferedBytes$ (or use send() with mergeMap) before sending more, or raise maxBufferedBytes`,
       );
-      if (acked !== undefined) return acked.error(error);
-      return this.terminate(CloseReason.ShuttingDown, 'sender overflowed its send buffer', false, error, true);
+      if (waiter !== undefined) waiter.error(error);
+      else this.end(localClose(CloseReason.ShuttingDown, 'sender overflowed its send buffer', error));
+      return undefined;
     }
+    let queued: OutgoingMessage;
     try {
-      this.sender.enqueue(
+      queued = this.sender.enqueue(
         message,
-        acked && (() => acked.complete()),
-        acked && ((error) => acked.error(error)),
+        waiter && (() => waiter.complete()),
+        waiter && ((error) => waiter.error(error)),
       );
     } catch (e) {
       const error = new MessageTooLargeError(`message of ${message.length} bytes needs more than 65535 packets: ${(e as Error).message}`);
-      if (acked !== undefined) return acked.error(error);
-      return this.terminate(CloseReason.Normal, 'local error: message too large', false, error, true);
+      if (waiter !== undefined) waiter.error(error);
+      else this.end(localClose(CloseReason.ShuttingDown, 'local error: message too large to send', error));
+      return undefined;
     }
     this.counters.messagesSent++;
     this.bufferedSubject.next(this.sender.bufferedBytes);
-    this.afterSenderChange(this.scheduler.now());
+    this.queued$.next();
+    return queued;
   }
 
-  /** After anything that may open the window or queue data: send what fits, keep the deadline honest. */
-  private afterSenderChange(now: number): void {
+  /** The application consumed held messages: tell the peer once the window grew well past what it last heard. */
+  private windowReopened(): void {
     if (this.closeInfo !== undefined) return;
-    this.sender.pump(now, this.validation.allowance);
-    if (this.sender.inFlight > 0) this.retransmitTimer.setIfEarlier(now + this.rtt.rto);
-    if (this.state === 'closing' && this.sender.idle) this.terminate(CloseReason.Normal, '', false, undefined, true);
-  }
-
-  private onRetransmitDue(now: number): void {
-    if (this.closeInfo !== undefined) return;
-    this.sender.onTimeout(now);
-    this.sender.pump(now);
-    this.retransmitTimer.set(this.sender.nextDeadline());
-  }
-
-  private ping(): void {
-    const nonce = (this.pingNonce + 1) >>> 0;
-    if (!this.transmit({ type: PacketType.Ping, connectionId: this.id, nonce })) return; // beyond the budget: the next one may fit
-    this.pingNonce = nonce;
-    this.pingOutstanding = true;
-    this.pingSentAt = this.scheduler.now();
-    this.counters.pingsSent++;
-    this.emit({ type: 'ping', time: this.pingSentAt });
+    const advertised = this.receiver.advertisedWindow;
+    if (advertised === 0 || this.receiver.window - advertised >= Math.max(1, this.options.receiveWindow >> 2)) this.ackTriggers$.next(ACK_NOW);
   }
 
   private emit(event: ConnectionEvent): void {
@@ -522,36 +351,48 @@ export class ConnectionCore implements Connection {
 
   private finish(): void {
     if (this.closeInfo !== undefined) return;
-    if (this.sender.idle) return this.close();
     this.stateSubject.next('closing');
+    this.queued$.complete(); // the retransmit pipeline completes once all is acknowledged
   }
 
-  private onClose(packet: ClosePacket): void {
-    this.terminate(packet.reason, packet.text, true, errorForClose(packet.reason, packet.text), false);
-  }
-
-  /** Sends a packet; false when the address-validation budget holds it back (nothing sent). */
+  /** Sends a packet, keeping the counters; false when the address-validation budget holds it back. */
   private transmit(packet: Packet): boolean {
     if (!this.validation.validated && !this.validation.spend(encodedLength(packet))) return false;
-    this.counters.packetsSent++;
-    this.counters.bytesSent += this.transmitDatagram(packet);
+    const counters = this.counters;
+    counters.packetsSent++;
+    counters.bytesSent += this.transmitDatagram(packet);
+    switch (packet.type) {
+      case PacketType.DataAck:
+        counters.acksSent++;
+        this.receiver.advertisedWindow = packet.window;
+        break;
+      case PacketType.Repeat:
+        counters.repeatsSent++;
+        this.emit({ type: 'repeat-request', time: this.scheduler.now(), ranges: packet.ranges });
+        break;
+      case PacketType.Ping:
+        counters.pingsSent++;
+        this.emit({ type: 'ping', time: this.scheduler.now() });
+        break;
+    }
     return true;
   }
 
-  private terminate(reason: number, text: string, byPeer: boolean, error: RudpError | undefined, sendClose: boolean): void {
+  /** The one way a connection ends, whatever ended it. */
+  private end(ending: Ending): void {
     if (this.closeInfo !== undefined) return;
+    const { reason, text, byPeer, error } = ending;
     const info: CloseInfo = { reason, text, byPeer, error };
-    if (sendClose) {
-      const close: ClosePacket = { type: PacketType.Close, connectionId: this.id, reason, text: truncateUtf8(text, MAX_CLOSE_TEXT_BYTES) };
+    if (!byPeer && error instanceof ConnectionTimeoutError) this.emit({ type: 'ping-timeout', time: this.scheduler.now(), silentMs: error.silentMs });
+    if (ending.notifyPeer) {
+      const close: Packet = { type: PacketType.Close, connectionId: this.id, reason, text: truncateUtf8(text, MAX_CLOSE_TEXT_BYTES) };
       // CLOSE is never acknowledged, and a starter's socket does not linger to repeat it: a second
       // copy makes a lost CLOSE (and the peer's ping timeout instead of a clean end) much rarer.
       this.transmit(close);
       this.transmit(close);
     }
     this.closeInfo = info;
-    this.subscriptions.unsubscribe();
-    this.retransmitTimer.dispose();
-    this.repeatTimer.dispose();
+    this.subscriptions.unsubscribe(); // every pipeline, with its deadline
     this.sender.clear(closedError(info));
     this.receiver.clear();
     if (this.stateSubject.value !== 'closed') this.stateSubject.next('closed');
@@ -564,18 +405,29 @@ export class ConnectionCore implements Connection {
     this.bufferedSubject.complete();
     // direct$ only completes: its datagrams were never promised, and the reason is on messages$ and closed$.
     this.directSubject.complete();
-    if (error === undefined) this.messagesSubject.complete();
-    else this.messagesSubject.error(error);
+    this.inbox.end(error);
     this.onClosed?.(info);
+  }
+
+  /** `subject` while open; after the close, the value `last` gives, then complete: late subscribers still learn the end. */
+  private afterClose<T, V extends T>(subject: Subject<T>, last: (info: CloseInfo) => V): Observable<T> {
+    return new Observable<T>((subscriber) => {
+      if (this.closeInfo === undefined) return subject.subscribe(subscriber);
+      subscriber.next(last(this.closeInfo));
+      subscriber.complete();
+      return undefined;
+    });
   }
 }
 
 function closedError(info: CloseInfo): RudpError {
-  return info.error ?? new ConnectionClosedError('the connection closed before the message was acknowledged', info.reason);
+  if (info.error !== undefined) return info.error;
+  const by = info.byPeer ? 'by the peer' : 'on this side';
+  return new ConnectionClosedError(`the connection was closed ${by} (reason ${info.reason}${info.text === '' ? '' : `: ${info.text}`}) before the message was acknowledged`, info.reason);
 }
 
-function asRudpError(err: unknown): RudpError {
-  return new ConnectionClosedError(`send$ errored: ${err instanceof Error ? err.message : String(err)}`);
+function sendAborted(err: unknown): RudpError {
+  return new ConnectionClosedError(`send$ errored: ${err instanceof Error ? err.message : String(err)}`, CloseReason.ShuttingDown);
 }
 
 function truncateUtf8(text: string, maxBytes: number): string {

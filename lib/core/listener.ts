@@ -139,7 +139,7 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
       if (packet.type === PacketType.Connect) return accept(packet, datagram.data.length, datagram.address, datagram.port);
       const entry = live.get(packet.connectionId);
       if (entry !== undefined && entry.address === datagram.address && entry.port === datagram.port) {
-        entry.connection.receive(packet, datagram.data.length);
+        entry.connection.ingest(packet, datagram.data.length);
         return;
       }
       stats.strangerDatagrams++;

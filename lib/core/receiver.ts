@@ -24,6 +24,8 @@ export enum DataOutcome {
 
 export interface ReassemblyLimits {
   readonly receiveWindow: number;
+  /** Packets of delivered messages the application has not consumed yet: they keep the window closed. */
+  readonly heldPackets?: () => number;
   readonly maxMessageSize: number;
   /** Payload bytes of every packet of a batch but the last: min(own, peer's maxDatagramSize) - 18. */
   readonly payloadSize: number;
@@ -56,21 +58,30 @@ export class Receiver {
   private batchCount = 0;
   violation: Violation | undefined;
 
+  /** Whole messages handed to `deliver` so far. */
+  messagesDelivered = 0;
+  /** The window of the last DATA_ACK sent (the acknowledge pipeline records it): a window update is due when the window grew well past it. */
+  advertisedWindow: number;
+
   constructor(
     private readonly limits: ReassemblyLimits,
-    private readonly deliver: (message: Uint8Array) => void,
+    /** A whole message, and how many packets it took. */
+    private readonly deliver: (message: Uint8Array, packets: number) => void,
     initialSeq = 0,
     initialBatch = 0,
   ) {
     this.cumulative = initialSeq;
     this.expectedBatch = initialBatch;
+    this.advertisedWindow = limits.receiveWindow;
     let capacity = 1;
     while (capacity < limits.receiveWindow) capacity *= 2;
     this.mask = capacity - 1;
   }
 
+  /** Packets beyond `cumulative` accepted now: the receive window less what the application still holds. */
   get window(): number {
-    return this.limits.receiveWindow;
+    const held = this.limits.heldPackets?.() ?? 0;
+    return held === 0 ? this.limits.receiveWindow : Math.max(0, this.limits.receiveWindow - held);
   }
 
   /** True while some packet beyond the cumulative point is missing. */
@@ -81,7 +92,7 @@ export class Receiver {
   onData(packet: DataPacket, now: number): DataOutcome {
     const offset = seqDiff(packet.seq, this.cumulative);
     if (offset >= 2 ** 31) return DataOutcome.Duplicate;
-    if (offset >= this.limits.receiveWindow) return DataOutcome.OutsideWindow;
+    if (offset >= this.window) return DataOutcome.OutsideWindow;
     if (offset === 0) {
       if (!this.consume(packet)) return DataOutcome.Violation;
       this.arrivals++;
@@ -212,7 +223,8 @@ export class Receiver {
     this.parts = [];
     this.partsBytes = 0;
     this.expectedBatch = seqAdd(this.expectedBatch, 1);
-    this.deliver(message);
+    this.messagesDelivered++;
+    this.deliver(message, this.batchCount);
     return true;
   }
 

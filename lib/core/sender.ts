@@ -7,10 +7,11 @@ import type { SmallPacketRedundancy } from './redundancy';
 import type { ConnectionCounters } from './stats';
 
 /** A queued message: its packets, and who waits for its acknowledgement. */
-interface OutgoingMessage {
+export interface OutgoingMessage {
   readonly size: number;
   readonly payloads: Uint8Array[];
-  readonly batch: number;
+  /** Assigned when its first packet leaves, so a message withdrawn before that leaves no hole in the batch numbers. */
+  batch: number;
   /** Packets of this message not yet acknowledged (counted once packetized). */
   unacked: number;
   readonly onAcked: (() => void) | undefined;
@@ -27,13 +28,23 @@ interface InFlight extends DataPacket {
   timeouts: number;
 }
 
+/** Where a sender's packets go: set by the retransmit pipeline while it runs. */
+export interface SenderSink {
+  transmit(packet: DataPacket): void;
+  /** A packet sent again, and why (for `events$`). */
+  resent(packet: DataPacket, cause: 'timeout' | 'repeat'): void;
+}
+
+const NO_SINK: SenderSink = { transmit: () => undefined, resent: () => undefined };
+
 /**
  * The sending half of a connection: messages become batches of DATA packets, sent through a
  * sliding window (min of congestion window and the peer's advertised window), released on
  * DATA_ACK, resent on REPEAT at once and on timeout with back-off (PROTOCOL.md §4–§6).
- * Pure state: the connection feeds it packets and times, and arms one deadline at `nextDeadline`.
+ * Pure state: the retransmit pipeline feeds it packets and times, and arms one deadline at `nextDeadline`.
  */
 export class Sender {
+  sink: SenderSink = NO_SINK;
   private nextSeq: number;
   private nextBatch: number;
   private readonly queue: OutgoingMessage[] = [];
@@ -68,9 +79,6 @@ export class Sender {
     private readonly rtt: RttEstimator,
     private readonly congestion: CongestionController,
     private readonly stats: ConnectionCounters,
-    private readonly transmit: (packet: DataPacket) => void,
-    /** Told of every resend and its cause (for `events$`). */
-    private readonly onResend: (packet: DataPacket, cause: 'timeout' | 'repeat') => void,
     private readonly redundancy: SmallPacketRedundancy | undefined,
     initialSeq = 0,
     initialBatch = 0,
@@ -103,20 +111,31 @@ export class Sender {
    * Queues a message; `onAcked` runs once every packet of it is acknowledged, `onFailed` if the
    * connection ends first. Throws RangeError when it needs more than 65535 packets.
    */
-  enqueue(message: Uint8Array, onAcked?: () => void, onFailed?: (error: Error) => void): void {
+  enqueue(message: Uint8Array, onAcked?: () => void, onFailed?: (error: Error) => void): OutgoingMessage {
     const payloads = fragment(message, this.payloadSize + 18);
-    const batch = this.nextBatch;
-    this.nextBatch = seqAdd(batch, 1);
-    this.queue.push({ size: message.length, payloads, batch, unacked: payloads.length, onAcked, onFailed });
+    const queued: OutgoingMessage = { size: message.length, payloads, batch: 0, unacked: payloads.length, onAcked, onFailed };
+    this.queue.push(queued);
     this.bufferedBytes += message.length;
+    return queued;
   }
+
+  /** Withdraws a queued message none of whose packets has left; false (nothing changes) once one has. */
+  withdraw(message: OutgoingMessage): boolean {
+    const at = this.queue.indexOf(message, this.queueHead);
+    if (at === -1 || (at === this.queueHead && this.fragmentIndex > 0)) return false;
+    this.queue.splice(at, 1);
+    this.bufferedBytes -= message.size;
+    return true;
+  }
+
+
 
   /** Sends new packets while both windows allow, and at most `byteBudget` bytes of them (address validation). */
   pump(now: number, byteBudget = Infinity): void {
     while (this.queueHead < this.queue.length) {
+      const message = this.queue[this.queueHead]!;
       const offset = seqDiff(this.nextSeq, this.peerCumulative);
       const zeroWindowProbe = this.peerWindow === 0 && offset === 0 && !this.probeSent;
-      const message = this.queue[this.queueHead]!;
       const index = this.fragmentIndex;
       const size = DATA_HEADER_SIZE + message.payloads[index]!.length;
       const congested = this.bytesInFlight > 0 && this.bytesInFlight + size > this.congestion.window;
@@ -124,6 +143,10 @@ export class Sender {
       if (size > byteBudget) return;
       byteBudget -= size;
       if (zeroWindowProbe) this.probeSent = true;
+      if (index === 0) {
+        message.batch = this.nextBatch;
+        this.nextBatch = seqAdd(this.nextBatch, 1);
+      }
       const entry: InFlight = {
         type: PacketType.Data,
         connectionId: this.connectionId,
@@ -151,10 +174,10 @@ export class Sender {
       this.bytesInFlight += size;
       this.nextSeq = seqAdd(this.nextSeq, 1);
       this.stats.dataPacketsSent++;
-      this.transmit(entry);
+      this.sink.transmit(entry);
       if (this.queueHead === this.queue.length && this.redundancy?.duplicate(size, now)) {
         this.stats.redundantSends++;
-        this.transmit(entry);
+        this.sink.transmit(entry);
       }
     }
   }
@@ -240,11 +263,11 @@ export class Sender {
   /** Resends a packet known lost (REPEAT, or overtaken): at once, no back-off, twice if redundancy is on. */
   private resendLost(e: InFlight, now: number): void {
     this.resend(e, now, e.timeouts);
-    this.onResend(e, 'repeat');
+    this.sink.resent(e, 'repeat');
     // The peer is waiting on this one: a lost resend would cost another round trip.
     if (this.redundancy?.duplicate(DATA_HEADER_SIZE + e.payload.length, now)) {
       this.stats.redundantSends++;
-      this.transmit(e);
+      this.sink.transmit(e);
     }
   }
 
@@ -288,10 +311,10 @@ export class Sender {
     const persistent = earliest.timeouts > 0;
     if (this.mayResend(earliest.seq)) {
       this.resend(earliest, now, earliest.timeouts + 1);
-      this.onResend(earliest, 'timeout');
+      this.sink.resent(earliest, 'timeout');
       if (newest !== earliest && newest !== undefined && this.mayResend(newest.seq)) {
         this.resend(newest, now, newest.timeouts);
-        this.onResend(newest, 'timeout');
+        this.sink.resent(newest, 'timeout');
       }
     } else earliest.timerFrom = now; // outside the peer's window: wait another timeout
     // A first timeout is often spurious (the RTO sits close to the RTT by PROTOCOL.md §5's formula):
@@ -334,7 +357,7 @@ export class Sender {
     e.lastSentAt = now;
     e.timerFrom = now;
     this.stats.retransmissions++;
-    this.transmit(e);
+    this.sink.transmit(e);
   }
 
   private release(offset: number): void {

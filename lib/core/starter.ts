@@ -64,7 +64,7 @@ export function openConnection(socket: DatagramSocket, config: StarterConfig): O
           stats.strangerDatagrams++;
           return;
         }
-        if (connection !== undefined) return connection.receive(packet, datagram.data.length);
+        if (connection !== undefined) return connection.ingest(packet, datagram.data.length);
         if (packet.type === PacketType.ConnectAck && readAnswer(offer, packet.extensions) === undefined) {
           stats.invalidDatagrams++; // §12: it accepts an extension we did not offer, or answers no offer
           return;

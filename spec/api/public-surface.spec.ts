@@ -19,6 +19,7 @@ const DOCUMENTED = [
   'maxBufferedBytes',
   'maxDirectSize',
   'messages$',
+  'receive',
   'remote',
   'send',
   'send$',
@@ -51,7 +52,7 @@ describe('public connection objects', () => {
     const { w, server, client } = pair();
     expect(reachable(client)).toEqual(DOCUMENTED);
     expect(reachable(server)).toEqual(DOCUMENTED);
-    for (const internal of ['receive', 'abort', 'fail', 'greet', 'answerConnect', 'countDrop', 'extensions', 'state']) {
+    for (const internal of ['ingest', 'abort', 'fail', 'greet', 'answerConnect', 'countDrop', 'extensions', 'state']) {
       expect(internal in client).toBe(false);
       expect(internal in server).toBe(false);
     }

@@ -1,0 +1,76 @@
+import { Observable, type OperatorFunction, type SchedulerLike } from 'rxjs';
+import type { DataAckPacket, DataPacket, RepeatPacket } from '../../wire/packet';
+import { Deadline } from '../deadline';
+import { ProtocolError } from '../errors';
+import type { RttEstimator } from '../rtt';
+import type { Sender } from '../sender';
+import { relay } from './relay';
+
+export interface RetransmitConfig {
+  /** The send state: queued messages, packets in flight, windows. */
+  readonly sender: Sender;
+  readonly rtt: RttEstimator;
+  readonly scheduler: SchedulerLike;
+  /** The peer's DATA_ACKs: release packets, move the windows. */
+  readonly acks$: Observable<DataAckPacket>;
+  /** The peer's REPEATs: resend what they name, at once. */
+  readonly repeats$: Observable<RepeatPacket>;
+  /** Ticks when the address-validation budget lets more out (the source completing must not stop that). */
+  readonly unblocked$: Observable<void>;
+  /** Bytes that may leave now (the address-validation budget; Infinity once validated). */
+  readonly allowance: () => number;
+  /** Told of every resend and its cause (for `events$`). */
+  readonly onResend?: (packet: DataPacket, cause: 'timeout' | 'repeat') => void;
+  /** Told after an ack changed the bytes still buffered. */
+  readonly onBufferedBytes?: (bytes: number) => void;
+}
+
+/**
+ * Sending and retransmission (PROTOCOL.md §4–§6). The source ticks whenever more may be sent
+ * (a message queued, the address validated); acks$ and repeats$ drive the sender's state, and one
+ * deadline on the scheduler — the earliest retransmission timeout in flight — drives timeouts.
+ * Emits every DATA packet to put on the wire, first sends and resends alike. Completes once the
+ * source has completed and everything queued is acknowledged (a flushed close); errors with
+ * ProtocolError when the peer acknowledges a packet never sent.
+ */
+export function retransmit(config: RetransmitConfig): OperatorFunction<void, DataPacket> {
+  const { sender, rtt, scheduler, acks$, repeats$, unblocked$, allowance, onResend, onBufferedBytes } = config;
+  return (ready$) =>
+    new Observable<DataPacket>((subscriber) => {
+      let sourceDone = false;
+      sender.sink = { transmit: (packet) => subscriber.next(packet), resent: onResend ?? (() => undefined) };
+      const timer = new Deadline(scheduler, (now) => {
+        sender.onTimeout(now);
+        sender.pump(now, allowance());
+        timer.set(sender.nextDeadline());
+      });
+      /** After anything that may open the window or queue data: send what fits, keep the deadline honest. */
+      const pump = (now: number): void => {
+        sender.pump(now, allowance());
+        if (sender.inFlight > 0) timer.setIfEarlier(now + rtt.rto);
+        if (sourceDone && sender.idle) subscriber.complete();
+      };
+      const pumpNow = (): void => pump(scheduler.now());
+      relay(acks$, subscriber, (ack) => {
+        const now = scheduler.now();
+        const buffered = sender.bufferedBytes;
+        if (!sender.onAck(ack, now)) return subscriber.error(new ProtocolError('peer acknowledged a DATA packet we never sent'));
+        if (sender.bufferedBytes !== buffered) onBufferedBytes?.(sender.bufferedBytes);
+        pump(now);
+      });
+      relay(repeats$, subscriber, (repeat) => {
+        const now = scheduler.now();
+        sender.onRepeat(repeat.ranges, now);
+        pump(now);
+      });
+      relay(unblocked$, subscriber, pumpNow, () => undefined);
+      relay(ready$, subscriber, pumpNow, () => {
+        sourceDone = true;
+        pumpNow();
+      });
+      return () => {
+        timer.dispose();
+        sender.sink = { transmit: () => undefined, resent: () => undefined };
+      };
+    });
+}
