@@ -38,3 +38,38 @@ class RelaySubscriber<T> extends Subscriber<T> {
     }
   }
 }
+
+/**
+ * A subscriber at the end of a pipeline: the one-object equivalent of `subscribe({ next, error,
+ * complete })`, which allocates a SafeSubscriber, a ConsumerObserver and its closures. The
+ * callbacks may be shared by several sinks (a connection's wire is one `next` for five pipelines).
+ */
+export class Sink<T> extends Subscriber<T> {
+  constructor(
+    private readonly onNext: (value: T) => void,
+    private readonly onError: (error: unknown) => void,
+    private readonly onComplete?: () => void,
+  ) {
+    super();
+  }
+
+  protected override _next(value: T): void {
+    this.onNext(value);
+  }
+
+  protected override _error(error: unknown): void {
+    try {
+      this.onError(error);
+    } finally {
+      this.unsubscribe();
+    }
+  }
+
+  protected override _complete(): void {
+    try {
+      this.onComplete?.();
+    } finally {
+      this.unsubscribe();
+    }
+  }
+}
