@@ -1,6 +1,5 @@
 import type { Observable, ObservableInput, Subject } from 'rxjs';
 import type { CloseInfo, Connection, ConnectionEvent, ConnectionState, ConnectionCore, ReceiveOptions, RemoteAddress } from '../core/connection';
-import { ConnectionClosedError } from '../core/errors';
 import type { ConnectionStats } from '../core/stats';
 
 /**
@@ -13,6 +12,7 @@ export class PublicConnection implements Connection {
 
   constructor(core: ConnectionCore) {
     this.#core = core;
+    core.onSendAfterClose = warnSendAfterClose;
   }
 
   get id(): number {
@@ -83,3 +83,17 @@ export class PublicConnection implements Connection {
     this.#core.close();
   }
 }
+
+/**
+ * send$ is a Subject, so a message pushed into it after the close cannot fail where it was pushed
+ * (throwing there would crash a piped producer). It is dropped, counted in `stats.sendsAfterClose`,
+ * and said once per connection, on the process's warning channel, with the reason it closed.
+ */
+function warnSendAfterClose(this: void, info: CloseInfo): void {
+  if (warned.has(info)) return;
+  warned.add(info);
+  const why = info.error?.message ?? `closed ${info.byPeer ? 'by the peer' : 'on this side'} (reason ${info.reason}${info.text === '' ? '' : `: ${info.text}`})`;
+  process.emitWarning(`a message was pushed into send$ after the connection closed, and was dropped: ${why}. Use send() to learn the outcome of each message.`, 'RxRudpWarning');
+}
+
+const warned = new WeakSet<CloseInfo>();

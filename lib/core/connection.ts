@@ -173,14 +173,17 @@ export class ConnectionCore implements Connection {
     );
     this.subscriptions.add(routes.close$.subscribe(new Sink((packet: ClosePacket) => this.end(peerClosed(packet)), failed)));
     this.subscriptions.add(routes.direct$.pipe(receiveDirect(counters)).subscribe(new Sink((payload: Uint8Array) => this.directSubject.next(payload), failed)));
-    this.subscriptions.add(
-      this.send$.subscribe({
-        next: (message) => this.enqueue(message, undefined),
-        error: (err: unknown) => this.end(localClose(CloseReason.ShuttingDown, 'sender aborted', sendAborted(err))),
-        complete: () => this.finish(),
-      }),
-    );
+    // Not in `subscriptions`: it outlives the close, so that a message pushed afterwards is counted
+    // and reported (onSendAfterClose) instead of disappearing.
+    this.send$.subscribe({
+      next: (message) => this.enqueue(message, undefined),
+      error: (err: unknown) => this.end(localClose(CloseReason.ShuttingDown, 'sender aborted', sendAborted(err))),
+      complete: () => this.finish(),
+    });
   }
+
+  /** Told of each message pushed into `send$` after the close (it is dropped): the API layer warns. */
+  onSendAfterClose: ((info: CloseInfo) => void) | undefined;
 
   get messages$(): Observable<Uint8Array> {
     return this.inbox.messages$;
@@ -306,7 +309,11 @@ export class ConnectionCore implements Connection {
   /** Queues a message from send$ (no `waiter`) or send() (its subscriber); undefined when it was refused. */
   private enqueue(message: Uint8Array, waiter: { complete(): void; error(error: unknown): void } | undefined): OutgoingMessage | undefined {
     if (this.closeInfo !== undefined || this.state === 'closing') {
-      waiter?.error(this.closeInfo ? closedError(this.closeInfo) : new ConnectionClosedError('send$ already completed: the connection is closing'));
+      if (waiter !== undefined) waiter.error(this.closeInfo ? closedError(this.closeInfo) : new ConnectionClosedError('send$ already completed: the connection is closing'));
+      else if (this.closeInfo !== undefined) {
+        this.counters.sendsAfterClose++;
+        this.onSendAfterClose?.(this.closeInfo);
+      }
       return undefined;
     }
     if (this.sender.bufferedBytes + message.length > this.maxBufferedBytes) {

@@ -24,6 +24,8 @@ export interface ConnectionCounters {
   pingsSent: number;
   directSent: number;
   directReceived: number;
+  /** Messages pushed into `send$` after the connection closed: dropped (and warned about once). */
+  sendsAfterClose: number;
 }
 
 export interface ConnectionStats extends ConnectionCounters {
@@ -63,5 +65,6 @@ export function emptyCounters(): ConnectionCounters {
     pingsSent: 0,
     directSent: 0,
     directReceived: 0,
+    sendsAfterClose: 0,
   };
 }
