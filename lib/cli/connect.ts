@@ -8,6 +8,7 @@ import {
   EXIT_FAILURE,
   EXIT_OK,
   UsageError,
+  integerFlag,
   parseCommandLine,
   parseInteger,
   protocolOptions,
@@ -20,6 +21,9 @@ import {
 
 const COMMAND = 'connect';
 
+/** Default --linger: several round trips on any network a user is likely to be on, short enough to go unnoticed. */
+export const DEFAULT_LINGER_MS = 500;
+
 /** Bytes of lines sent but not yet acknowledged beyond which stdin is paused (and resumed below half). */
 const HIGH_WATER_BYTES = 4 * 1024 * 1024;
 
@@ -30,12 +34,14 @@ its line break); every message received is printed as one line on stdout; DIRECT
 received are printed on stderr, prefixed 'direct: '. Lines typed before the connection is
 open are sent once it is.
 
-At the end of stdin, waits until everything sent is acknowledged, closes normally and exits 0.
-Also exits 0 when the peer closes normally. Exits 1, with the reason on stderr, on connect
+At the end of stdin, waits until everything sent is acknowledged, then for the peer to go quiet
+(no message for --linger ms, so that replies still in flight are printed), closes normally and
+exits 0. Also exits 0 when the peer closes normally. Exits 1, with the reason on stderr, on connect
 timeout, refusal, peer timeout or any abnormal close; 130 on SIGINT or SIGTERM (the connection
 is closed first).
 
 Options:
+${usageLine('--linger MS', `after stdin ends and all is acknowledged, wait until no message came for MS; 0 closes at once (default ${DEFAULT_LINGER_MS})`)}
 ${protocolUsage()}
 ${usageLine('-h, --help', 'show this help')}
 
@@ -46,7 +52,7 @@ export const EXIT_INTERRUPTED = 130;
 
 /** Runs the command; resolves with the exit code. Throws UsageError for a bad command line. */
 export async function runConnect(argv: readonly string[]): Promise<number> {
-  const args = parseCommandLine(COMMAND, argv, protocolParseOptions(), true);
+  const args = parseCommandLine(COMMAND, argv, { ...protocolParseOptions(), linger: { type: 'string' } }, true);
   if (args.help) {
     process.stdout.write(CONNECT_USAGE);
     return EXIT_OK;
@@ -57,6 +63,8 @@ export async function runConnect(argv: readonly string[]): Promise<number> {
   if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}'`, COMMAND);
   const port = parseInteger(portText, 'PORT', COMMAND);
   if (port < 1 || port > 65535) throw new UsageError(`invalid value for PORT: ${port} is not an integer from 1 to 65535`, COMMAND);
+  const linger = integerFlag(args.values, 'linger', COMMAND) ?? DEFAULT_LINGER_MS;
+  if (linger < 0) throw new UsageError(`invalid value for --linger: ${linger} is not an integer of 0 or more`, COMMAND);
   const options = protocolOptions(args.values, COMMAND);
   const connection$ = withFlagNames(COMMAND, { host: 'HOST', port: 'PORT' }, () => connect({ ...options, host, port }));
 
@@ -74,7 +82,7 @@ export async function runConnect(argv: readonly string[]): Promise<number> {
     process.once('SIGINT', interrupt);
     process.once('SIGTERM', interrupt);
     // Keep the subscription while the connection lives: unsubscribing closes it.
-    subscription = connection$.pipe(switchMap((connection) => session(connection, input))).subscribe({
+    subscription = connection$.pipe(switchMap((connection) => session(connection, input, linger))).subscribe({
       complete: () => finish(EXIT_OK),
       error: (error: unknown) => {
         warn(error instanceof Error ? error.message : String(error));
@@ -86,27 +94,43 @@ export async function runConnect(argv: readonly string[]): Promise<number> {
 
 /**
  * One open connection: prints what arrives, sends the input. Completes when the connection
- * closes normally (after stdin ended and everything was acknowledged, or when the peer closed),
- * errors when it ends abnormally.
+ * closes normally (after stdin ended, everything was acknowledged and the peer went quiet for
+ * `linger` ms, or when the peer closed), errors when it ends abnormally.
  */
-function session(connection: Connection, input: LineInput): Observable<never> {
+function session(connection: Connection, input: LineInput, linger: number): Observable<never> {
   return new Observable<never>((subscriber) => {
     const subscriptions = new Subscription();
     let outstanding = 0;
+    /** Lines whose send has not settled yet (a count: empty lines have no bytes). */
+    let unsettled = 0;
+    let inputEnded = false;
+    let quiet: NodeJS.Timeout | undefined;
+    const close = (): void => connection.send$.complete();
+    // Armed once the input ended and every line settled; restarted by every message received.
+    const lingerOn = (): void => {
+      if (!inputEnded || unsettled > 0 || subscriber.closed) return;
+      clearTimeout(quiet);
+      quiet = setTimeout(close, linger);
+    };
+    subscriptions.add(() => clearTimeout(quiet));
     const acknowledged = (bytes: number): void => {
       outstanding -= bytes;
+      unsettled -= 1;
       if (outstanding <= HIGH_WATER_BYTES / 2) input.resume();
+      lingerOn();
     };
     // Subscribe first: completing send$ with nothing to send closes the connection at once.
     subscriptions.add(
       connection.direct$.subscribe((payload) => {
         process.stderr.write(Buffer.concat([Buffer.from('direct: '), payload, Buffer.from('\n')]));
+        if (quiet !== undefined) lingerOn();
       }),
     );
     subscriptions.add(
       connection.messages$.subscribe({
         next: (message) => {
           process.stdout.write(Buffer.concat([message, Buffer.from('\n')]));
+          if (quiet !== undefined) lingerOn();
         },
         error: (error: unknown) => subscriber.error(error),
         complete: () => subscriber.complete(),
@@ -118,6 +142,7 @@ function session(connection: Connection, input: LineInput): Observable<never> {
         if (subscriber.closed) return;
         const message = Buffer.from(text, 'utf8');
         outstanding += message.length;
+        unsettled += 1;
         if (outstanding > HIGH_WATER_BYTES) input.pause();
         subscriptions.add(
           connection.send(message).subscribe({
@@ -130,8 +155,12 @@ function session(connection: Connection, input: LineInput): Observable<never> {
           }),
         );
       },
-      // Deliver everything sent, then close normally: messages$ completes.
-      end: () => connection.send$.complete(),
+      end: () => {
+        // --linger 0: deliver everything sent, then close normally at once (messages$ completes).
+        if (linger === 0) return close();
+        inputEnded = true;
+        lingerOn();
+      },
     });
     return subscriptions;
   });
