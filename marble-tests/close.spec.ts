@@ -1,4 +1,5 @@
 import { TestScheduler } from 'rxjs/testing';
+import { NEVER } from 'rxjs';
 import { ProtocolError } from '../lib/core/errors';
 import { close, data, harness } from './harness';
 
@@ -41,6 +42,30 @@ describe('close', () => {
       cold('a|', { a: Buffer.from('x') }).subscribe(connection.send$);
       expectObservable(outgoing$, '^ 1000ms !').toBe('a 29ms (cc)', { a: 'D0', c: 'C0' });
       expectObservable(connection.state$).toBe('oc 28ms (d|)', { o: 'open', c: 'closing', d: 'closed' });
+    });
+  });
+});
+
+describe('a connection ending (local failures, replay after the close)', () => {
+  let ts: TestScheduler;
+  beforeEach(() => (ts = new TestScheduler((a, b) => expect(a).toEqual(b))));
+
+  it('send$ erroring closes with reason 4 (a local failure), not 0', () => {
+    ts.run(({ hot, cold, expectObservable }) => {
+      const { connection, outgoing$ } = harness(ts, { pingInterval: 100_000 }, hot(''));
+      cold('5ms #', undefined, new Error('producer failed')).subscribe(connection.send$);
+      expectObservable(outgoing$, '^ 10ms !').toBe('5ms (cc)', { c: 'C4' });
+    });
+  });
+
+  it('state$ and closed$ replay the end to a subscriber that comes after the close', () => {
+    ts.run(() => {
+      const { connection } = harness(ts, { pingInterval: 100_000 }, NEVER);
+      connection.close();
+      const seen: string[] = [];
+      connection.state$.subscribe({ next: (s) => seen.push(s), complete: () => seen.push('|') });
+      connection.closed$.subscribe((info) => seen.push(`reason ${info.reason}`));
+      expect(seen).toEqual(['closed', '|', 'reason 0']);
     });
   });
 });
