@@ -201,7 +201,6 @@ describe('sequence and batch numbers wrapping past 2^32', () => {
         expect(seen.batches.has(0)).toBe(true);
         expect(seen.batches.has(30)).toBe(true);
         expect(client!.stats.retransmissions + server!.stats.retransmissions).toBeGreaterThan(0);
-        console.log(`wrap: ${seqs.length} distinct seqs, ${seen.batches.size} batches; retransmissions ${client!.stats.retransmissions} + ${server!.stats.retransmissions}`);
         await within(lastValueFrom(client!.send(Buffer.from('last')), { defaultValue: undefined }), 5000, 'one more message acknowledged');
       } finally {
         s.unsubscribe();

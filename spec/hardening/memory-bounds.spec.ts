@@ -100,7 +100,6 @@ test('a peer advertising window 0 forever cannot grow the sender beyond maxBuffe
   const sent = producer(w, conn, 60_000); // 3,000 × 64 KiB = 187.5 MiB offered over a virtual minute
   w.run(60_000);
   const growth = memory() - before;
-  console.log(`window 0: ${sent.attempted} sends of 64 KiB, ${sent.refused} refused; bufferedBytes peaked at ${v.maxBuffered}; memory growth ${(growth / MiB).toFixed(2)} MiB; ${conn.stats.dataPacketsSent} DATA sent`);
   expect(v.ended).toBeUndefined();
   expect(sent.otherErrors).toEqual([]);
   expect(v.maxBuffered).toBeLessThanOrEqual(MAX_BUFFERED);
@@ -125,7 +124,6 @@ test('a peer that never acknowledges cannot grow the sender beyond maxBufferedBy
   const sent = producer(w, conn, 60_000);
   w.run(60_000);
   const growth = memory() - before;
-  console.log(`no acks: ${sent.attempted} sends of 64 KiB, ${sent.refused} refused; bufferedBytes peaked at ${v.maxBuffered}; memory growth ${(growth / MiB).toFixed(2)} MiB; ${conn.stats.dataPacketsSent} DATA, ${conn.stats.retransmissions} retransmissions`);
   expect(v.ended).toBeUndefined();
   expect(sent.otherErrors).toEqual([]);
   expect(v.maxBuffered).toBeLessThanOrEqual(MAX_BUFFERED);
@@ -178,7 +176,6 @@ test('a peer that sends a batch but never its last packet cannot grow the receiv
   }
   const growth = memory() - before;
   const bound = MAX_MESSAGE + RECEIVE_WINDOW * 1200;
-  console.log(`incomplete batch: ${offered} DATA packets (${((offered * 1200) / MiB).toFixed(0)} MiB) offered; memory growth ${(growth / MiB).toFixed(2)} MiB (bound ${(bound / MiB).toFixed(2)} MiB + 2 MiB); ${conn.stats.droppedDatagrams} dropped beyond the window, ${conn.stats.duplicatesReceived} duplicates`);
   expect(v.ended).toBeUndefined(); // not a violation: the peer may yet send the last packet
   expect(conn.stats.messagesReceived).toBe(0);
   expect(growth).toBeLessThan(bound + 2 * MiB);
@@ -203,7 +200,6 @@ test('a peer that declares 576-byte datagrams and sends 1182-byte payloads is cl
   }
   w.run(100);
   const growth = memory() - before;
-  console.log(`oversized payloads: ${COUNT - 1} packets × 1182 bytes offered for a ${COUNT}-packet batch; ended: ${v.ended}; memory growth ${(growth / MiB).toFixed(2)} MiB`);
   expect(['MessageTooLargeError', 'ProtocolError']).toContain(v.ended);
   expect(growth).toBeLessThan(MAX_MESSAGE + RECEIVE_WINDOW * 1200 + 2 * MiB);
   expect(unhandled.errors).toEqual([]);
