@@ -2,8 +2,9 @@
  * Faults, peer killed (SIGKILL) mid-transfer, both ways round, with both peers in child processes
  * on the built library (spec/integration/peer-killed.spec.ts checks the starter's error and timing
  * from the jest process; this one adds what only a clean process can show):
- * - the survivor's connection ends with ConnectionTimeoutError after about
- *   pingInterval × (pingPacketCount + 1) of silence;
+ * - the survivor's connection ends with ConnectionTimeoutError, not before
+ *   pingInterval × (pingPacketCount + 1) of silence (how soon after is marble-tests/heartbeat's
+ *   business, in virtual time: a wall-clock upper bound here would measure the machine's load);
  * - it releases everything: no timer is left, and no socket beyond the listener's own;
  * - a surviving starter's process then exits by itself (nothing keeps its event loop alive), and so
  *   does a surviving listener's once it is unsubscribed.
@@ -17,7 +18,8 @@ const PING_INTERVAL = 200;
 const PING_PACKET_COUNT = 3;
 const OPTIONS = JSON.stringify({ pingInterval: PING_INTERVAL, pingPacketCount: PING_PACKET_COUNT });
 const EXPECTED_SILENCE_MS = PING_INTERVAL * (PING_PACKET_COUNT + 1); // 800
-const LINGER_MS = PING_INTERVAL * PING_PACKET_COUNT; // 600
+/** A generous deadline for what takes about a second: a loaded machine is slow, not wrong. */
+const DEADLINE_MS = 20_000;
 const PEER = join(FIXTURES, 'peer.js');
 
 const children: Child[] = [];
@@ -46,13 +48,11 @@ test('the listener is killed mid-transfer: the starter ends with ConnectionTimeo
   const starter = start(['connect', String(port), OPTIONS]);
   await starter.waitFor((l) => l.event === 'echo' && (l.count as number) >= 50, 10_000, 'echoes flowing');
   await listener.kill();
-  const end = (await starter.waitFor((l) => l.event === 'ended', 10_000, 'the starter noticing')) as { error: string; silentMs: number; resources: string[] };
+  const end = (await starter.waitFor((l) => l.event === 'ended', DEADLINE_MS, 'the starter noticing')) as { error: string; silentMs: number; resources: string[] };
   const idle = (await starter.waitFor((l) => l.event === 'idle', 5000, 'idle')) as { resources: string[] };
-  const exit = await exitWithin(starter, 3000);
-  console.log(`starter survivor: ${end.error} after ${end.silentMs} ms of silence (expected ~${EXPECTED_SILENCE_MS}); resources then: ${JSON.stringify(end.resources)}, a turn later: ${JSON.stringify(idle.resources)}; exit: ${exit}`);
+  const exit = await exitWithin(starter, DEADLINE_MS);
   expect(end.error).toMatch(/^ConnectionTimeoutError/);
   expect(end.silentMs).toBeGreaterThanOrEqual(0.75 * EXPECTED_SILENCE_MS);
-  expect(end.silentMs).toBeLessThanOrEqual(2 * EXPECTED_SILENCE_MS);
   // A turn after the error no timer is left (the socket's close completes asynchronously) …
   expect(idle.resources.filter((r) => r !== 'UDPWrap')).toEqual([]);
   // … and nothing keeps the process alive: it exits by itself.
@@ -65,20 +65,24 @@ test('the starter is killed mid-transfer: the listener side ends with Connection
   const starter = start(['connect', String(port), OPTIONS]);
   await listener.waitFor((l) => l.event === 'echo' && (l.count as number) >= 50, 10_000, 'echoes flowing');
   await starter.kill();
-  const end = (await listener.waitFor((l) => l.event === 'ended', 10_000, 'the listener noticing')) as { error: string; silentMs: number; resources: string[] };
-  // After the linger period the closed connection is forgotten: only the listening socket remains.
-  await new Promise((resolve) => setTimeout(resolve, LINGER_MS + 300));
-  listener.proc.stdin!.write('resources\n');
-  const afterLinger = (await listener.waitFor((l) => l.event === 'resources', 5000, 'resources')) as { resources: string[] };
+  const end = (await listener.waitFor((l) => l.event === 'ended', DEADLINE_MS, 'the listener noticing')) as { error: string; silentMs: number; resources: string[] };
+  // After the linger period (pingInterval × pingPacketCount) the closed connection is forgotten:
+  // only the listening socket remains. Asked until it says so, to a generous deadline.
+  let afterLinger: { resources: string[] } | undefined;
+  for (const until = Date.now() + DEADLINE_MS; Date.now() < until; ) {
+    const seen = listener.lines.length;
+    listener.proc.stdin!.write('resources\n');
+    afterLinger = (await listener.waitFor((l) => l.event === 'resources' && listener.lines.indexOf(l) >= seen, 5000, 'resources')) as { resources: string[] };
+    if (afterLinger.resources.join() === 'UDPWrap') break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
   listener.proc.stdin!.end();
-  const unsubscribed = (await listener.waitFor((l) => l.event === 'unsubscribed', 5000, 'unsubscribed')) as { resources: string[] };
-  const exit = await exitWithin(listener, 3000);
-  console.log(`listener survivor: ${end.error} after ${end.silentMs} ms of silence; resources then: ${JSON.stringify(end.resources)}, after the linger: ${JSON.stringify(afterLinger.resources)}; after unsubscribing: ${JSON.stringify(unsubscribed.resources)}; exit: ${exit}`);
+  await listener.waitFor((l) => l.event === 'unsubscribed', 5000, 'unsubscribed');
+  const exit = await exitWithin(listener, DEADLINE_MS);
   expect(end.error).toMatch(/^ConnectionTimeoutError/);
   expect(end.silentMs).toBeGreaterThanOrEqual(0.75 * EXPECTED_SILENCE_MS);
-  expect(end.silentMs).toBeLessThanOrEqual(2 * EXPECTED_SILENCE_MS);
   // After the linger, while the listener still runs: its socket, and not a single timer.
-  expect(afterLinger.resources).toEqual(['UDPWrap']);
+  expect(afterLinger?.resources).toEqual(['UDPWrap']);
   // Once unsubscribed nothing keeps the process alive: it exits by itself.
   expect(exit).toBe(0);
 });

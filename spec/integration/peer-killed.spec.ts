@@ -1,15 +1,15 @@
 /**
  * A peer that dies without a word (SIGKILL, mid-transfer): the surviving side must notice through
- * the keep-alive, within about pingInterval × (pingPacketCount + 1).
+ * the keep-alive, once pingInterval × (pingPacketCount + 1) passed without a word.
  *
  * The peer is a child Node process running spec/fixtures/echo-listener.js on the built library
- * (dist/), built once here.
+ * (dist/), built here only when it is missing or older than lib/ (`npm test` has just built it).
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ConnectionTimeoutError } from '../../lib/index';
+import { ensureBuilt } from '../hardening/helpers';
 import { connectClient, describeEnd, useResources, within } from './helpers';
 
 jest.setTimeout(30_000);
@@ -18,25 +18,12 @@ const resources = useResources();
 
 const ROOT = join(__dirname, '..', '..');
 const FIXTURE = join(ROOT, 'spec', 'fixtures', 'echo-listener.js');
-const DIST_INDEX = join(ROOT, 'dist', 'index.js');
 
 const PING_INTERVAL = 200;
 const PING_PACKET_COUNT = 3;
 const EXPECTED_SILENCE_MS = PING_INTERVAL * (PING_PACKET_COUNT + 1); // 800
 
-beforeAll(() => {
-  const startedAt = Date.now();
-  try {
-    execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, timeout: 120_000, stdio: 'pipe' });
-  } catch (error) {
-    // tsc still emits when some file (maybe one being edited by someone else) has a type error;
-    // only a build that wrote nothing is fatal.
-    const emitted = existsSync(DIST_INDEX) && statSync(DIST_INDEX).mtimeMs >= startedAt - 1000;
-    if (!emitted) throw error;
-    const out = (error as { stdout?: Buffer }).stdout?.toString() ?? '';
-    console.warn(`tsc reported errors but emitted dist/:\n${out.slice(0, 2000)}`);
-  }
-}, 120_000);
+beforeAll(() => ensureBuilt(), 120_000);
 
 let child: ChildProcess | undefined;
 let childExited: Promise<void> | undefined;
@@ -88,15 +75,15 @@ test('SIGKILL of the peer mid-transfer: messages$ errors with ConnectionTimeoutE
 
   const killedAt = performance.now();
   process.kill(pid, 'SIGKILL');
-  const end = await within(client.inbox.end, 10_000, 'messages$ erroring after the peer was killed');
+  // A generous deadline: how soon exactly is pinned in virtual time by marble-tests/heartbeat.
+  const end = await within(client.inbox.end, 20_000, 'messages$ erroring after the peer was killed');
   const elapsed = performance.now() - killedAt;
   await childExited;
 
   expect(describeEnd(end)).toMatch(/^error ConnectionTimeoutError/);
   expect(end.kind === 'error' && end.error).toBeInstanceOf(ConnectionTimeoutError);
-  // Not a performance assertion: a bound that catches a missing (or wildly wrong) timeout.
+  // It waited for the pings to go unanswered (a loaded machine only makes it later, so no upper bound).
   expect(elapsed).toBeGreaterThanOrEqual(0.5 * EXPECTED_SILENCE_MS);
-  expect(elapsed).toBeLessThanOrEqual(2.5 * EXPECTED_SILENCE_MS);
   expect(echoed).toBeLessThan(401);
   expect(client.conn.stats.pingsSent).toBeGreaterThanOrEqual(1);
 });
