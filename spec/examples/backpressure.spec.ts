@@ -1,7 +1,7 @@
 /**
  * The README's backpressure recipes (examples/backpressure.ts) under load on real loopback: a
- * producer offering 1 GiB as fast as the bound allows never takes the buffered bytes past
- * maxBufferedBytes, and everything arrives, in order, intact.
+ * producer offering 256 MiB (32 times the bound) as fast as the bound allows never takes the
+ * buffered bytes past maxBufferedBytes, and everything arrives, in order, intact.
  */
 import { createHash } from 'node:crypto';
 import { Subscription, lastValueFrom, ReplaySubject, firstValueFrom, type Observable } from 'rxjs';
@@ -94,8 +94,10 @@ async function transfer(port: number, maxBufferedBytes: number, produce: (conn: 
   return watched;
 }
 
-test('sendAll: 1 GiB offered as fast as the 8 MiB bound allows never exceeds it; all of it arrives intact', async () => {
-  const COUNT = 1024;
+test('sendAll: 256 MiB offered as fast as the 8 MiB bound allows never exceeds it; all of it arrives intact', async () => {
+  // 32 times the bound: the producer fills it and is held back again and again (at least one
+  // bufferedBytes change per message, see below), which is all a larger volume would show.
+  const COUNT = 256;
   const BOUND = 8 * MIB;
   const r = await receiver();
   const sent = createHash('sha256');
@@ -106,14 +108,8 @@ test('sendAll: 1 GiB offered as fast as the 8 MiB bound allows never exceeds it;
       yield m;
     }
   }
-  const started = performance.now();
   const watched = await transfer(r.port, BOUND, (conn) => sendAll(conn, messages()));
-  const seconds = (performance.now() - started) / 1000;
   expect(await r.end).toBe('complete');
-  console.log(
-    `backpressure (sendAll): 1 GiB in ${seconds.toFixed(1)} s (${(1024 / seconds).toFixed(0)} MiB/s); largest bufferedBytes ${watched.largest} ` +
-      `(stats ${watched.largestStats}) of maxBufferedBytes ${BOUND}, over ${watched.changes} changes`,
-  );
   expect(watched.largest).toBeLessThanOrEqual(BOUND);
   expect(watched.largestStats).toBeLessThanOrEqual(BOUND);
   expect(watched.largest).toBeGreaterThan(BOUND / 2); // the bound was actually reached: the producer was throttled
@@ -122,7 +118,7 @@ test('sendAll: 1 GiB offered as fast as the 8 MiB bound allows never exceeds it;
   expect(r.count).toBe(COUNT);
   expect(r.bytes).toBe(COUNT * MIB);
   expect(r.hash.digest('hex')).toBe(sent.digest('hex'));
-}, 240_000);
+}, 120_000);
 
 test('sendAcknowledged: mergeMap(send(), 8) with 1 MiB messages and an 8 MiB bound: never SendBufferFullError, never past the bound', async () => {
   const COUNT = 256;
