@@ -53,7 +53,7 @@ describe('a connection ending (local failures, replay after the close)', () => {
   it('send$ erroring closes with reason 4 (a local failure), not 0', () => {
     ts.run(({ hot, cold, expectObservable }) => {
       const { connection, outgoing$ } = harness(ts, { pingInterval: 100_000 }, hot(''));
-      cold('5ms #', undefined, new Error('producer failed')).subscribe(connection.send$);
+      cold<Uint8Array>('5ms #', undefined, new Error('producer failed')).subscribe(connection.send$);
       expectObservable(outgoing$, '^ 10ms !').toBe('5ms (cc)', { c: 'C4' });
     });
   });
