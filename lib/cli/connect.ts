@@ -8,12 +8,14 @@ import {
   EXIT_FAILURE,
   EXIT_OK,
   UsageError,
+  checkRange,
   integerFlag,
   parseCommandLine,
   parseInteger,
   protocolOptions,
   protocolParseOptions,
   protocolUsage,
+  splitHostPort,
   usageLine,
   warn,
   withFlagNames,
@@ -59,12 +61,13 @@ export async function runConnect(argv: readonly string[]): Promise<number> {
   }
   const [host, portText, ...extra] = args.positionals;
   if (host === undefined) throw new UsageError('missing HOST and PORT', COMMAND);
-  if (portText === undefined) throw new UsageError('missing PORT', COMMAND);
+  const joined = splitHostPort(host);
+  if (portText === undefined) {
+    throw new UsageError(`missing PORT${joined === undefined ? '' : ` (did you mean 'rx-rudp connect ${joined.host} ${joined.port}'?)`}`, COMMAND);
+  }
   if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}'`, COMMAND);
-  const port = parseInteger(portText, 'PORT', COMMAND);
-  if (port < 1 || port > 65535) throw new UsageError(`invalid value for PORT: ${port} is not an integer from 1 to 65535`, COMMAND);
-  const linger = integerFlag(args.values, 'linger', COMMAND) ?? DEFAULT_LINGER_MS;
-  if (linger < 0) throw new UsageError(`invalid value for --linger: ${linger} is not an integer of 0 or more`, COMMAND);
+  const port = checkRange(parseInteger(portText, 'PORT', COMMAND), 1, 65535, 'PORT', COMMAND);
+  const linger = checkRange(integerFlag(args.values, 'linger', COMMAND) ?? DEFAULT_LINGER_MS, 0, 3_600_000, '--linger', COMMAND);
   const options = protocolOptions(args.values, COMMAND);
   const connection$ = withFlagNames(COMMAND, { host: 'HOST', port: 'PORT' }, () => connect({ ...options, host, port }));
 

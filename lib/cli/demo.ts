@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Subscription } from 'rxjs';
 import { connect, listen, realTimeScheduler, type Connection, type ConnectionStats } from '../index';
 import { VirtualNetwork } from '../testing/index';
-import { EXIT_FAILURE, EXIT_OK, UsageError, integerFlag, parseCommandLine, usageLine, warn } from './options';
+import { EXIT_FAILURE, EXIT_OK, UsageError, checkRange, integerFlag, invalidValue, parseCommandLine, usageLine, warn } from './options';
 
 const COMMAND = 'demo';
 const LISTENER = '10.0.0.2';
@@ -50,10 +50,8 @@ export async function runDemo(argv: string[]): Promise<number> {
     process.stdout.write(DEMO_USAGE);
     return EXIT_OK;
   }
-  const loss = integerFlag(values, 'loss', COMMAND) ?? 5;
-  const reorder = integerFlag(values, 'reorder', COMMAND) ?? 2;
-  if (loss < 0 || loss > 90) throw new UsageError('--loss must be from 0 to 90 (percent)', COMMAND);
-  if (reorder < 0 || reorder > 100) throw new UsageError('--reorder must be from 0 to 100 (percent)', COMMAND);
+  const loss = checkRange(integerFlag(values, 'loss', COMMAND) ?? 5, 0, 90, '--loss', COMMAND);
+  const reorder = checkRange(integerFlag(values, 'reorder', COMMAND) ?? 2, 0, 100, '--reorder', COMMAND);
   const delay = integerFlag(values, 'delay', COMMAND) ?? 20;
   const jitter = integerFlag(values, 'jitter', COMMAND) ?? 5;
   const seed = integerFlag(values, 'seed', COMMAND) ?? 1;
@@ -61,7 +59,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     .split(',')
     .map((s) => Number(s.trim()));
   if (sizes.some((n) => !Number.isInteger(n) || n < 0 || n > 16 * 1024 * 1024)) {
-    throw new UsageError('--sizes must be whole numbers of bytes from 0 to 16777216, comma-separated', COMMAND);
+    throw new UsageError(invalidValue('--sizes', String(values['sizes']), 'comma-separated integers from 0 to 16777216'), COMMAND);
   }
 
   const messages = sizes.map((size) => randomBytes(size));

@@ -7,6 +7,8 @@ import {
   EXIT_FAILURE,
   EXIT_OK,
   UsageError,
+  checkRange,
+  invalidValue,
   formatAddress,
   integerFlag,
   parseCommandLine,
@@ -52,8 +54,9 @@ export async function runEcho(argv: readonly string[]): Promise<number> {
     return EXIT_OK;
   }
   const host = stringFlag(args.values, 'host') ?? '0.0.0.0';
-  if (host === '') throw new UsageError('invalid value for --host: empty', COMMAND);
-  const port = integerFlag(args.values, 'port', COMMAND) ?? 0;
+  if (host === '') throw new UsageError(invalidValue('--host', host, 'a local address'), COMMAND);
+  // Checked here as well as by the library, so that a port is worded the same in every command.
+  const port = checkRange(integerFlag(args.values, 'port', COMMAND) ?? 0, 0, 65535, '--port', COMMAND);
   const maxConnections = integerFlag(args.values, 'max-connections', COMMAND);
   const options = protocolOptions(args.values, COMMAND);
 

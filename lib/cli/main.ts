@@ -9,7 +9,7 @@ import { runDemo } from './demo';
 import { runEcho } from './echo';
 import { runReceive } from './receive';
 import { runSend } from './send';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, describeInvalidOption, warn } from './options';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, describeInvalidOption, didYouMean, setCommand, usageErrorLine, warn } from './options';
 
 interface Command {
   readonly summary: string;
@@ -48,21 +48,19 @@ export async function main(argv: readonly string[]): Promise<number> {
   const [name, ...rest] = argv;
   try {
     if (name === '--help' || name === '-h') return help(undefined);
-    if (name === 'help') return help(rest[0]);
+    if (name === 'help') return await help(rest[0]);
     if (name === undefined) throw new UsageError('missing command', '');
-    const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
-    if (command === undefined) {
-      throw new UsageError(name.startsWith('-') ? `unknown option '${name}' (expected a command first)` : `unknown command '${name}'`, '');
-    }
+    const command = lookUp(name);
+    setCommand(name);
     return await command.run(rest);
   } catch (error) {
     if (error instanceof UsageError) {
-      warn(error.message);
-      process.stderr.write(`Run 'rx-rudp ${error.command === '' ? '' : `${error.command} `}--help' for usage.\n`);
+      process.stderr.write(usageErrorLine(error));
       return EXIT_USAGE;
     }
     if (error instanceof InvalidOptionError) {
-      warn(describeInvalidOption(error));
+      // Only reached if a command let the library check an option outside withFlagNames.
+      process.stderr.write(usageErrorLine(new UsageError(describeInvalidOption(error), name !== undefined && Object.hasOwn(COMMANDS, name) ? name : '')));
       return EXIT_USAGE;
     }
     warn(error instanceof Error ? error.message : String(error));
@@ -76,9 +74,15 @@ async function help(name: string | undefined): Promise<number> {
     process.stdout.write(USAGE);
     return EXIT_OK;
   }
+  return lookUp(name).run(['--help']);
+}
+
+/** The command called `name`, or a usage error (with the nearest command when it is a near miss). */
+function lookUp(name: string): Command {
   const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
-  if (command === undefined) throw new UsageError(`unknown command '${name}'`, '');
-  return command.run(['--help']);
+  if (command !== undefined) return command;
+  if (name.startsWith('-')) throw new UsageError(`unknown option '${name}' (a command comes first)`, '');
+  throw new UsageError(`unknown command '${name}'${didYouMean(name, Object.keys(COMMANDS))}`, '');
 }
 
 /** If something still holds the event loop this long after the command ended, exit anyway. */

@@ -68,13 +68,59 @@ export interface ParsedCommandLine {
   readonly help: boolean;
 }
 
-/** Parses `argv` strictly (unknown flags and missing values are usage errors); adds -h/--help. */
+/**
+ * Parses `argv` strictly (unknown flags and missing values are usage errors); adds -h/--help.
+ * The command line is checked here first, so that every mistake is reported in our words (with
+ * "did you mean" for near misses) rather than parseArgs's, and so that a negative number after a
+ * flag that takes a value is that value (parseArgs would call `--linger -5` ambiguous).
+ */
 export function parseCommandLine(command: string, argv: readonly string[], options: OptionsConfig, allowPositionals: boolean): ParsedCommandLine {
+  const all: OptionsConfig = { ...options, help: { type: 'boolean', short: 'h' } };
+  const flags = Object.keys(all).map((name) => `--${name}`);
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      if (!allowPositionals && i + 1 < argv.length) throw new UsageError(`unexpected argument '${argv[i + 1]}'`, command);
+      args.push(...argv.slice(i));
+      break;
+    }
+    if (arg === '-h') {
+      args.push(arg);
+      continue;
+    }
+    if (!arg.startsWith('-') || arg === '-') {
+      if (!allowPositionals) throw new UsageError(`unexpected argument '${arg}'`, command);
+      args.push(arg);
+      continue;
+    }
+    const [flag, ...rest] = arg.split('=');
+    const inline = rest.length > 0 ? rest.join('=') : undefined;
+    const name = flag!.startsWith('--') ? flag!.slice(2) : undefined;
+    const option = name === undefined || !Object.hasOwn(all, name) ? undefined : all[name];
+    if (option === undefined) throw new UsageError(`unknown option '${flag}'${didYouMean(flag!, flags)}`, command);
+    if (option.type === 'boolean') {
+      if (inline !== undefined) throw new UsageError(`${flag} takes no value`, command);
+      args.push(arg);
+      continue;
+    }
+    if (inline !== undefined) {
+      args.push(arg);
+      continue;
+    }
+    const next = argv[i + 1];
+    // A value may be negative (then out of range, said so by the range check), never another flag.
+    if (next === undefined || (next.startsWith('-') && !/^-\d/.test(next))) {
+      throw new UsageError(`missing value for ${flag}${next === undefined ? '' : ` (before '${next}'; a value starting with '-' is written ${flag}=VALUE)`}`, command);
+    }
+    args.push(`${flag}=${next}`);
+    i++;
+  }
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args: [...argv], options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals, strict: true });
+    parsed = parseArgs({ args, options: all, allowPositionals, strict: true });
   } catch (error) {
-    // parseArgs's messages may span lines: one line on stderr.
+    // Not expected after the checks above; parseArgs's messages may span lines: one line on stderr.
     throw new UsageError((error instanceof Error ? error.message : String(error)).replace(/\s*\n\s*/g, ' '), command);
   }
   const values: Record<string, string | boolean | undefined> = {};
@@ -85,11 +131,62 @@ export function parseCommandLine(command: string, argv: readonly string[], optio
   return { values, positionals: parsed.positionals, help: values['help'] === true };
 }
 
+/**
+ * " (did you mean X?)" for the candidate closest to `given` when it is a near miss (a typo or
+ * two, a swapped pair, or an unambiguous prefix), else "".
+ */
+export function didYouMean(given: string, candidates: readonly string[]): string {
+  const prefixed = given.length >= 4 ? candidates.filter((c) => c.startsWith(given)) : [];
+  if (prefixed.length === 1) return ` (did you mean ${prefixed[0]}?)`;
+  const core = given.replace(/^-+/, '');
+  const allowed = Math.min(2, Math.max(1, Math.floor(core.length / 4)));
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of candidates) {
+    const d = editDistance(given, candidate);
+    if (d < bestDistance) [best, bestDistance] = [candidate, d];
+  }
+  return best !== undefined && bestDistance <= allowed ? ` (did you mean ${best}?)` : '';
+}
+
+/** Edit distance counting an insertion, deletion, substitution or swap of neighbours as one. */
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
 /** A decimal integer (optionally signed); anything else is a usage error naming `name`. Ranges are the library's business. */
 export function parseInteger(raw: string, name: string, command: string): number {
   const value = /^[+-]?\d+$/.test(raw.trim()) ? Number(raw) : NaN;
-  if (!Number.isSafeInteger(value)) throw new UsageError(`invalid value for ${name}: '${raw}' is not an integer`, command);
+  if (!Number.isSafeInteger(value)) throw new UsageError(invalidValue(name, raw, 'an integer'), command);
   return value;
+}
+
+/** The one wording of a bad value: "invalid value for --port: '70000' (expected an integer from 0 to 65535)". */
+export function invalidValue(name: string, raw: string | number, expected: string): string {
+  return `invalid value for ${name}: '${raw}' (expected ${expected})`;
+}
+
+/** An integer from `min` to `max`, or a usage error in the one wording. */
+export function checkRange(value: number, min: number, max: number, name: string, command: string): number {
+  if (value < min || value > max) throw new UsageError(invalidValue(name, value, `an integer from ${min} to ${max}`), command);
+  return value;
+}
+
+/**
+ * `host:port` (or `[v6]:port`) given where HOST and PORT are two arguments: the two, to suggest
+ * the right command line; undefined for anything else (a bare IPv6 address included).
+ */
+export function splitHostPort(text: string): { host: string; port: string } | undefined {
+  const match = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:[\]]+):(\d+)$/.exec(text);
+  return match === null ? undefined : { host: match[1]!, port: match[2]! };
 }
 
 /** The string value of a flag, if given. */
@@ -114,8 +211,21 @@ export function protocolOptions(values: ParsedCommandLine['values'], command: st
   return options;
 }
 
-/** Library option name → command-line name, for the protocol flags. */
-const PROTOCOL_NAMES: Readonly<Record<string, string>> = Object.fromEntries(PROTOCOL_FLAGS.map((f) => [f.key, `--${f.flag}`]));
+/** Library option name → command-line name, for the protocol flags and the commands' own. */
+const PROTOCOL_NAMES: Readonly<Record<string, string>> = {
+  ...Object.fromEntries(PROTOCOL_FLAGS.map((f) => [f.key, `--${f.flag}`])),
+  maxConnections: '--max-connections',
+  maxBufferedBytes: '--max-buffered-bytes',
+};
+const OPTION_NAME = new RegExp(`\\b(${Object.keys(PROTOCOL_NAMES).join('|')})\\b`, 'g');
+
+/**
+ * The library's texts name options as in code ("raise connectTimeout"); on the command line they
+ * are flags ("raise --connect-timeout"). The library's wording stays; the CLI translates it.
+ */
+export function flagNames(text: string): string {
+  return text.replace(OPTION_NAME, (name) => PROTOCOL_NAMES[name]!);
+}
 
 /**
  * Runs `build` (a call to `listen` or `connect`, which check their options when called) and turns
@@ -131,10 +241,12 @@ export function withFlagNames<T>(command: string, names: Readonly<Record<string,
   }
 }
 
-/** The library's message with the option renamed to its flag: "option --ping-interval = 0 is invalid: expected …". */
+/** The library's rejection in the CLI's one wording, naming the flag: "invalid value for --ping-interval: '0' (expected …)". */
 export function describeInvalidOption(error: InvalidOptionError, names: Readonly<Record<string, string>> = {}): string {
-  const name = names[error.option] ?? PROTOCOL_NAMES[error.option];
-  return name === undefined ? error.message : error.message.replace(`option ${error.option}`, `option ${name}`);
+  const name = names[error.option] ?? PROTOCOL_NAMES[error.option] ?? error.option;
+  // The library says "option NAME = VALUE is invalid: expected WHAT".
+  const match = /^option .+? = (.*) is invalid: expected (.*)$/s.exec(error.message);
+  return match === null ? flagNames(error.message) : invalidValue(name, match[1]!, match[2]!);
 }
 
 /** An address as `host:port`, with brackets around an IPv6 address. */
@@ -142,7 +254,24 @@ export function formatAddress(address: string, port: number): string {
   return `${address.includes(':') ? `[${address}]` : address}:${port}`;
 }
 
-/** One line on stderr, prefixed with the program name. */
+/** The command running, for the prefix of what it prints on stderr ('' before one is chosen). */
+let currentCommand = '';
+
+export function setCommand(command: string): void {
+  currentCommand = command;
+}
+
+/** "rx-rudp connect" (or "rx-rudp" at the top level). */
+function program(command: string): string {
+  return command === '' ? 'rx-rudp' : `rx-rudp ${command}`;
+}
+
+/** One line on stderr, prefixed with the program and command, the library's option names as flags. */
 export function warn(message: string): void {
-  process.stderr.write(`rx-rudp: ${message}\n`);
+  process.stderr.write(`${program(currentCommand)}: ${flagNames(message)}\n`);
+}
+
+/** A usage error, in the one style: "rx-rudp connect: unknown option '--prot' (did you mean --port?); see 'rx-rudp connect --help'". */
+export function usageErrorLine(error: UsageError): string {
+  return `${program(error.command)}: ${error.message}; see '${program(error.command)} --help'\n`;
 }

@@ -22,6 +22,8 @@ import {
   EXIT_OK,
   EXIT_USAGE,
   UsageError,
+  checkRange,
+  invalidValue,
   formatAddress,
   integerFlag,
   parseCommandLine,
@@ -77,15 +79,13 @@ export async function runReceive(argv: readonly string[]): Promise<number> {
     return EXIT_OK;
   }
   const host = stringFlag(args.values, 'host') ?? '0.0.0.0';
-  if (host === '') throw new UsageError('invalid value for --host: empty', COMMAND);
-  const port = integerFlag(args.values, 'port', COMMAND) ?? 0;
+  if (host === '') throw new UsageError(invalidValue('--host', host, 'a local address'), COMMAND);
+  // Checked here as well as by the library, so that a port is worded the same in every command.
+  const port = checkRange(integerFlag(args.values, 'port', COMMAND) ?? 0, 0, 65535, '--port', COMMAND);
   const once = args.values['once'] === true;
   const out = resolve(stringFlag(args.values, 'out') ?? '.');
   const problem = checkDirectory(out);
-  if (problem !== undefined) {
-    warn(problem);
-    return EXIT_USAGE;
-  }
+  if (problem !== undefined) throw new UsageError(problem, COMMAND);
   const options = protocolOptions(args.values, COMMAND);
   const connections$ = withFlagNames(COMMAND, { host: '--host', port: '--port' }, () =>
     listen({

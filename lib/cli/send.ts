@@ -21,6 +21,8 @@ import {
   EXIT_OK,
   EXIT_USAGE,
   UsageError,
+  checkRange,
+  invalidValue,
   formatAddress,
   integerFlag,
   parseCommandLine,
@@ -28,6 +30,7 @@ import {
   protocolOptions,
   protocolParseOptions,
   protocolUsage,
+  splitHostPort,
   usageLine,
   warn,
   withFlagNames,
@@ -87,27 +90,26 @@ export async function runSend(argv: readonly string[]): Promise<number> {
   }
   const [host, portText, ...paths] = args.positionals;
   if (host === undefined) throw new UsageError('missing HOST, PORT and FILE', COMMAND);
+  // `send localhost:7000 FILE`: HOST and PORT are two arguments.
+  const joined = splitHostPort(host);
+  if (joined !== undefined && (portText === undefined || !/^\d+$/.test(portText))) {
+    throw new UsageError(`missing PORT (did you mean 'rx-rudp send ${joined.host} ${joined.port} ${portText === undefined ? 'FILE...' : [portText, ...paths].join(' ')}'?)`, COMMAND);
+  }
   if (portText === undefined) throw new UsageError('missing PORT and FILE', COMMAND);
   if (paths.length === 0) throw new UsageError('missing FILE: name at least one file to send', COMMAND);
-  const port = parseInteger(portText, 'PORT', COMMAND);
-  if (port < 1 || port > 65535) throw new UsageError(`invalid value for PORT: ${port} is not an integer from 1 to 65535`, COMMAND);
+  const port = checkRange(parseInteger(portText, 'PORT', COMMAND), 1, 65535, 'PORT', COMMAND);
   const chunkSize = integerFlag(args.values, 'chunk-size', COMMAND) ?? DEFAULT_CHUNK_SIZE;
   const maxBufferedBytes = integerFlag(args.values, 'max-buffered-bytes', COMMAND);
-  if (chunkSize < 1 || chunkSize > DEFAULTS.maxMessageSize) {
-    throw new UsageError(`invalid value for --chunk-size: ${chunkSize} is not from 1 to ${DEFAULTS.maxMessageSize}`, COMMAND);
-  }
+  checkRange(chunkSize, 1, DEFAULTS.maxMessageSize, '--chunk-size', COMMAND);
   if (maxBufferedBytes !== undefined && maxBufferedBytes >= 1 && chunkSize > maxBufferedBytes) {
-    throw new UsageError(`--chunk-size ${chunkSize} does not fit in --max-buffered-bytes ${maxBufferedBytes}`, COMMAND);
+    throw new UsageError(invalidValue('--chunk-size', chunkSize, `at most --max-buffered-bytes, ${maxBufferedBytes}`), COMMAND);
   }
   const options = { ...protocolOptions(args.values, COMMAND), ...(maxBufferedBytes === undefined ? {} : { maxBufferedBytes }) };
 
   const files: FileToSend[] = [];
   for (const path of paths) {
     const file = inspect(path);
-    if (typeof file === 'string') {
-      warn(file);
-      return EXIT_USAGE;
-    }
+    if (typeof file === 'string') throw new UsageError(file, COMMAND);
     const twin = files.find((f) => f.name === file.name);
     if (twin !== undefined) throw new UsageError(`'${twin.path}' and '${path}' have the same name '${file.name}' at the receiver`, COMMAND);
     files.push(file);

@@ -74,8 +74,7 @@ describe('help and usage errors', () => {
     const unknown = await run(['frobnicate']);
     expect(unknown.code).toBe(2);
     expect(unknown.stdout).toBe('');
-    expect(unknown.stderr).toMatch(/^rx-rudp: unknown command 'frobnicate'\n/);
-    expect(unknown.stderr).toMatch(/rx-rudp --help/);
+    expect(unknown.stderr).toBe("rx-rudp: unknown command 'frobnicate'; see 'rx-rudp --help'\n");
     const missing = await run([]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/missing command/);
@@ -84,8 +83,7 @@ describe('help and usage errors', () => {
   test('a non-integer option value is a usage error naming the flag, exit 2', async () => {
     const result = await run(['connect', HOST, '7000', '--ping-interval', 'abc']);
     expect(result.code).toBe(2);
-    expect(result.stderr).toMatch(/^rx-rudp: invalid value for --ping-interval: 'abc'/);
-    expect(result.stderr).toMatch(/rx-rudp connect --help/);
+    expect(result.stderr).toBe("rx-rudp connect: invalid value for --ping-interval: 'abc' (expected an integer); see 'rx-rudp connect --help'\n");
     const echo = await run(['echo', '--max-connections', '1.5']);
     expect(echo.code).toBe(2);
     expect(echo.stderr).toMatch(/--max-connections/);
@@ -94,13 +92,13 @@ describe('help and usage errors', () => {
   test("a value the library rejects (InvalidOptionError) is a usage error naming the flag, exit 2", async () => {
     const result = await run(['echo', '--ping-interval', '0']);
     expect(result.code).toBe(2);
-    expect(result.stderr).toMatch(/^rx-rudp: option --ping-interval = 0 is invalid: expected an integer from 1 to/);
+    expect(result.stderr).toMatch(/^rx-rudp echo: invalid value for --ping-interval: '0' \(expected an integer from 1 to \d+\); see 'rx-rudp echo --help'\n$/);
     const datagram = await run(['connect', HOST, '7000', '--max-datagram-size=100']);
     expect(datagram.code).toBe(2);
-    expect(datagram.stderr).toMatch(/--max-datagram-size = 100/);
+    expect(datagram.stderr).toMatch(/^rx-rudp connect: invalid value for --max-datagram-size: '100' \(expected an integer from 576 to 65507\)/);
     const port = await run(['echo', '--port', '70000']);
     expect(port.code).toBe(2);
-    expect(port.stderr).toMatch(/--port = 70000/);
+    expect(port.stderr).toMatch(/^rx-rudp echo: invalid value for --port: '70000' \(expected an integer from 0 to 65535\)/);
   });
 
   test('unknown flags, missing arguments and stray arguments are usage errors, exit 2', async () => {
@@ -119,8 +117,44 @@ describe('help and usage errors', () => {
       const result = await run(args);
       expect({ args, code: result.code }).toEqual({ args, code: 2 });
       expect(result.stderr).toMatch(pattern);
-      expect(result.stderr.split('\n')[0]).toMatch(/^rx-rudp: /);
+      // One line, in the one style.
+      expect(result.stderr).toMatch(new RegExp(`^rx-rudp ${args[0]}: [^\n]+; see 'rx-rudp ${args[0]} --help'\n$`));
     }
+  });
+});
+
+describe('usage errors in one voice', () => {
+  // Every usage error: "rx-rudp CMD: <what is wrong>; see 'rx-rudp CMD --help'", one line, exit 2,
+  // in our words (never parseArgs's), naming flags as typed, with the nearest name for a near miss.
+  const cases: [string[], string][] = [
+    [['conect', HOST, '7000'], "rx-rudp: unknown command 'conect' (did you mean connect?); see 'rx-rudp --help'"],
+    [['help', 'recieve'], "rx-rudp: unknown command 'recieve' (did you mean receive?); see 'rx-rudp --help'"],
+    [['--verbose'], "rx-rudp: unknown option '--verbose' (a command comes first); see 'rx-rudp --help'"],
+    [['echo', '--prot', '7000'], "rx-rudp echo: unknown option '--prot' (did you mean --port?); see 'rx-rudp echo --help'"],
+    [['connect', HOST, '7000', '--conect-timeout', '300'], "rx-rudp connect: unknown option '--conect-timeout' (did you mean --connect-timeout?); see 'rx-rudp connect --help'"],
+    [['connect', HOST, '7000', '--delivery'], "rx-rudp connect: unknown option '--delivery' (did you mean --delivery-timeout?); see 'rx-rudp connect --help'"],
+    [['connect', HOST, '7000', '--frobnicate'], "rx-rudp connect: unknown option '--frobnicate'; see 'rx-rudp connect --help'"],
+    [['connect', HOST, '7000', '-x'], "rx-rudp connect: unknown option '-x'; see 'rx-rudp connect --help'"],
+    // A negative number is the flag's value (parseArgs called it "ambiguous"), out of range.
+    [['connect', HOST, '7000', '--delivery-timeout', '-5'], "rx-rudp connect: invalid value for --delivery-timeout: '-5' (expected an integer from 1 to 600000); see 'rx-rudp connect --help'"],
+    [['echo', '--port', '--host', HOST], "rx-rudp echo: missing value for --port (before '--host'; a value starting with '-' is written --port=VALUE); see 'rx-rudp echo --help'"],
+    [['echo', '--port'], "rx-rudp echo: missing value for --port; see 'rx-rudp echo --help'"],
+    [['receive', '--once=yes'], "rx-rudp receive: --once takes no value; see 'rx-rudp receive --help'"],
+    [['echo', 'stray'], "rx-rudp echo: unexpected argument 'stray'; see 'rx-rudp echo --help'"],
+    // host:port where two arguments are expected.
+    [['connect', 'localhost:7000'], "rx-rudp connect: missing PORT (did you mean 'rx-rudp connect localhost 7000'?); see 'rx-rudp connect --help'"],
+    [['connect', '[::1]:7000'], "rx-rudp connect: missing PORT (did you mean 'rx-rudp connect ::1 7000'?); see 'rx-rudp connect --help'"],
+    [['send', 'localhost:7000', 'a.bin', 'b.bin'], "rx-rudp send: missing PORT (did you mean 'rx-rudp send localhost 7000 a.bin b.bin'?); see 'rx-rudp send --help'"],
+    // A port out of range is worded alike wherever it is given (positional or flag).
+    [['connect', HOST, '0'], "rx-rudp connect: invalid value for PORT: '0' (expected an integer from 1 to 65535); see 'rx-rudp connect --help'"],
+    [['send', HOST, '70000', 'f'], "rx-rudp send: invalid value for PORT: '70000' (expected an integer from 1 to 65535); see 'rx-rudp send --help'"],
+    [['echo', '--port', '70000'], "rx-rudp echo: invalid value for --port: '70000' (expected an integer from 0 to 65535); see 'rx-rudp echo --help'"],
+    [['receive', '--port', '-1'], "rx-rudp receive: invalid value for --port: '-1' (expected an integer from 0 to 65535); see 'rx-rudp receive --help'"],
+    [['demo', '--loss', '95'], "rx-rudp demo: invalid value for --loss: '95' (expected an integer from 0 to 90); see 'rx-rudp demo --help'"],
+  ];
+  test.each(cases)('%j', async (args, expected) => {
+    const result = await run(args);
+    expect({ code: result.code, stdout: result.stdout, stderr: result.stderr }).toEqual({ code: 2, stdout: '', stderr: `${expected}\n` });
   });
 });
 
@@ -178,7 +212,10 @@ describe('echo and connect', () => {
       const result = await run(['connect', HOST, String(port), '--connect-timeout', '300'], 'lost\n');
       expect(result.code).toBe(1);
       expect(result.stdout).toBe('');
-      expect(result.stderr).toMatch(new RegExp(`^rx-rudp: no answer from 127\\.0\\.0\\.1:${port} within 300 ms`));
+      expect(result.stderr).toMatch(new RegExp(`^rx-rudp connect: no answer from 127\\.0\\.0\\.1:${port} within 300 ms`));
+      // The library's advice names its option; the CLI names the flag.
+      expect(result.stderr).toMatch(/raise --connect-timeout\n$/);
+      expect(result.stderr).not.toMatch(/connectTimeout/);
       expect(result.stderr.trimEnd().split('\n')).toHaveLength(1);
     } finally {
       blackHole.close();
@@ -189,7 +226,7 @@ describe('echo and connect', () => {
     const port = await unusedPort();
     const result = await run(['connect', HOST, String(port)], 'lost\n');
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(new RegExp(`^rx-rudp: nothing is listening at 127\\.0\\.0\\.1:${port}`));
+    expect(result.stderr).toMatch(new RegExp(`^rx-rudp connect: nothing is listening at 127\\.0\\.0\\.1:${port}`));
     expect(result.stderr.trimEnd().split('\n')).toHaveLength(1);
   });
 
@@ -198,7 +235,7 @@ describe('echo and connect', () => {
     const result = await run(['connect', HOST, String(port)], 'hello\n');
     expect(result.code).toBe(1);
     expect(result.stdout).toBe('');
-    expect(result.stderr).toMatch(/^rx-rudp: .*refused the connection.*too many connections/);
+    expect(result.stderr).toMatch(/^rx-rudp connect: .*refused the connection.*too many connections.*raise its --max-connections/);
     expect(result.stderr.trimEnd().split('\n')).toHaveLength(1);
   });
 
@@ -206,8 +243,8 @@ describe('echo and connect', () => {
     const { cli: echo, port } = await startEcho('--max-message-size', '10');
     const tooLarge = await run(['connect', HOST, String(port)], 'longer than ten bytes\n');
     expect(tooLarge.code).toBe(1);
-    expect(tooLarge.stderr).toMatch(/^rx-rudp: .*maxMessageSize/);
-    await echo.waitFor('stderr', /^rx-rudp: connection \d+ from 127\.0\.0\.1:\d+ ended: .+\n/);
+    expect(tooLarge.stderr).toMatch(/^rx-rudp connect: .*--max-message-size/);
+    await echo.waitFor('stderr', /^rx-rudp echo: connection \d+ from 127\.0\.0\.1:\d+ ended: .+\n/);
     const fine = await run(['connect', HOST, String(port)], 'short\n');
     expect(fine.code).toBe(0);
     expect(fine.stdout).toBe('short\n');
@@ -243,7 +280,7 @@ describe('echo and connect', () => {
     expect(echo.stderr).toBe('');
     // The listener closed the connection with reason 4: the client is told, not left to time out.
     expect(await client.exit()).toEqual({ code: 1, signal: null });
-    expect(client.stderr).toMatch(/^rx-rudp: .*shutting down/);
+    expect(client.stderr).toMatch(/^rx-rudp connect: .*shutting down/);
     expect(client.stderr.trimEnd().split('\n')).toHaveLength(1);
   });
 
@@ -257,6 +294,6 @@ describe('echo and connect', () => {
     const { port } = await startEcho();
     const second = await run(['echo', '--host', HOST, '--port', String(port)]);
     expect(second.code).toBe(1);
-    expect(second.stderr).toMatch(/^rx-rudp: cannot bind .*already in use/);
+    expect(second.stderr).toMatch(/^rx-rudp echo: cannot bind .*already in use/);
   });
 });

@@ -91,7 +91,7 @@ async function sha256File(path: string): Promise<string> {
 
 /** The lines of `stderr` that report an error (progress lines aside). */
 function errorsOf(stderr: string): string[] {
-  return stderr.split('\n').filter((line) => line.startsWith('rx-rudp:'));
+  return stderr.split('\n').filter((line) => /^rx-rudp( [a-z]+)?: /.test(line));
 }
 
 /** VmHWM (peak resident set) of a live process, in bytes; undefined when it cannot be read. */
@@ -195,11 +195,11 @@ describe('send and receive', () => {
     const { cli: receiver, port } = await startReceiver(out, '--once');
     const sender = await run(['send', HOST, String(port), join(src, 'taken')]);
     expect(sender.code).toBe(1);
-    expect(sender.stderr).toMatch(/^rx-rudp: the receiver refused taken: cannot rename .*taken\.part to .*taken: /m);
-    expect(sender.stderr.split('\n').filter((line) => line.startsWith('rx-rudp:'))).toHaveLength(1);
+    expect(sender.stderr).toMatch(/^rx-rudp send: the receiver refused taken: cannot rename .*taken\.part to .*taken: /m);
+    expect(errorsOf(sender.stderr)).toHaveLength(1);
     expect(sender.stdout).toMatch(/^sent 0 of 1 files to /m);
     expect(await receiver.exit()).toEqual({ code: 1, signal: null });
-    expect(receiver.stderr).toMatch(/^rx-rudp: from 127\.0\.0\.1:\d+: taken: cannot rename .* \(partial file deleted\)$/m);
+    expect(receiver.stderr).toMatch(/^rx-rudp receive: from 127\.0\.0\.1:\d+: taken: cannot rename .* \(partial file deleted\)$/m);
     expect(receiver.stdout).toMatch(/^received 0 files from .*failed: taken: cannot rename/m);
     expect(readdirSync(out)).toEqual(['taken']);
   });
@@ -214,7 +214,7 @@ describe('send and receive', () => {
     expect(existsSync(join(out, 'killed.bin.part'))).toBe(true);
     process.kill(sender.child.pid!, 'SIGKILL');
     expect(await receiver.exit()).toEqual({ code: 1, signal: null });
-    expect(receiver.stderr).toMatch(/^rx-rudp: from 127\.0\.0\.1:\d+: killed\.bin: incomplete: the connection failed: peer silent .* after \d+ of 134217728 bytes \(partial file deleted\)$/m);
+    expect(receiver.stderr).toMatch(/^rx-rudp receive: from 127\.0\.0\.1:\d+: killed\.bin: incomplete: the connection failed: peer silent .* after \d+ of 134217728 bytes \(partial file deleted\)$/m);
     expect(readdirSync(out)).toEqual([]);
   });
 
@@ -227,7 +227,7 @@ describe('send and receive', () => {
     await receiver.waitFor('stderr', /^stopped\.bin: 10% /m, 20_000);
     process.kill(sender.child.pid!, 'SIGINT');
     expect(await sender.exit()).toEqual({ code: 130, signal: null });
-    expect(sender.stderr).toMatch(/^rx-rudp: interrupted: 0 of 1 files sent$/m);
+    expect(sender.stderr).toMatch(/^rx-rudp send: interrupted: 0 of 1 files sent$/m);
     expect(await receiver.exit()).toEqual({ code: 1, signal: null });
     expect(receiver.stderr).toMatch(/stopped\.bin: incomplete: the connection closed after \d+ of 134217728 bytes \(partial file deleted\)$/m);
     expect(readdirSync(out)).toEqual([]);
@@ -242,10 +242,10 @@ describe('send and receive', () => {
     await receiver.waitFor('stderr', /^cut\.bin: 10% /m, 20_000);
     process.kill(receiver.child.pid!, 'SIGTERM');
     expect(await receiver.exit()).toEqual({ code: 1, signal: null });
-    expect(receiver.stderr).toMatch(/^rx-rudp: interrupted while receiving cut\.bin \(\d+ of 134217728 bytes\): partial file deleted$/m);
+    expect(receiver.stderr).toMatch(/^rx-rudp receive: interrupted while receiving cut\.bin \(\d+ of 134217728 bytes\): partial file deleted$/m);
     expect(readdirSync(out)).toEqual([]);
     expect(await sender.exit()).toEqual({ code: 1, signal: null });
-    expect(sender.stderr).toMatch(/^rx-rudp: .*shutting down/m);
+    expect(sender.stderr).toMatch(/^rx-rudp send: .*shutting down/m);
   });
 
   test('data messages larger than the receiver accepts: the connection fails, both exit 1, nothing left behind', async () => {
@@ -255,7 +255,7 @@ describe('send and receive', () => {
     const { cli: receiver, port } = await startReceiver(out, '--once', '--max-message-size', String(MIB));
     const sender = await run(['send', HOST, String(port), '--chunk-size', String(2 * MIB), join(src, 'chunky')]);
     expect(sender.code).toBe(1);
-    expect(sender.stderr).toMatch(/^rx-rudp: .*maxMessageSize/m);
+    expect(sender.stderr).toMatch(/^rx-rudp send: .*--max-message-size/m);
     expect(await receiver.exit()).toEqual({ code: 1, signal: null });
     expect(receiver.stderr).toMatch(/chunky: incomplete: the connection failed: .*\(partial file deleted\)$/m);
     expect(readdirSync(out)).toEqual([]);
@@ -360,17 +360,17 @@ describe('usage and failures before any transfer', () => {
       [['send', HOST, '7000', src], /not a regular file/],
       [['send', HOST, '7000', join(src, 'f'), join(src, 'other', 'f')], /have the same name 'f'/],
       [['send', HOST, '7000', '--chunk-size', '0', join(src, 'f')], /--chunk-size/],
-      [['send', HOST, '7000', '--chunk-size', '2000', '--max-buffered-bytes', '1000', join(src, 'f')], /does not fit in --max-buffered-bytes/],
-      [['send', HOST, '7000', '--max-buffered-bytes', '0', join(src, 'f')], /option --max-buffered-bytes = 0 is invalid/],
+      [['send', HOST, '7000', '--chunk-size', '2000', '--max-buffered-bytes', '1000', join(src, 'f')], /invalid value for --chunk-size: '2000' \(expected at most --max-buffered-bytes, 1000\)/],
+      [['send', HOST, '7000', '--max-buffered-bytes', '0', join(src, 'f')], /invalid value for --max-buffered-bytes: '0' \(expected an integer from 1 to/],
       [['receive', '--out', join(src, 'missing')], /--out: '.*missing' does not exist/],
       [['receive', '--out', join(src, 'f')], /--out: '.*f' is not a directory/],
       [['receive', 'stray'], /stray/],
-      [['receive', '--port', '70000'], /--port = 70000/],
+      [['receive', '--port', '70000'], /invalid value for --port: '70000' \(expected an integer from 0 to 65535\)/],
     ];
     for (const [args, pattern] of cases) {
       const result = await run(args);
       expect({ args, code: result.code }).toEqual({ args, code: 2 });
-      expect(result.stderr.split('\n')[0]).toMatch(/^rx-rudp: /);
+      expect(result.stderr).toMatch(new RegExp(`^rx-rudp ${args[0]}: [^\n]+; see 'rx-rudp ${args[0]} --help'\n$`));
       expect(result.stderr).toMatch(pattern);
       expect(result.stdout).toBe('');
     }
@@ -387,7 +387,7 @@ describe('usage and failures before any transfer', () => {
     const result = await run(['send', HOST, String(port), '--connect-timeout', '300', join(src, 'f')]);
     expect(result.code).toBe(1);
     // A connect timeout, or (where the socket reports ICMP port unreachable) at once.
-    expect(result.stderr).toMatch(new RegExp(`^rx-rudp: (no answer from 127\\.0\\.0\\.1:${port} within 300 ms|nothing is listening at 127\\.0\\.0\\.1:${port})`));
+    expect(result.stderr).toMatch(new RegExp(`^rx-rudp send: (no answer from 127\\.0\\.0\\.1:${port} within 300 ms|nothing is listening at 127\\.0\\.0\\.1:${port})`));
     expect(result.stderr.trimEnd().split('\n')).toHaveLength(1);
     expect(result.stdout).toBe('');
   });
