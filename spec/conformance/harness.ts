@@ -1,10 +1,11 @@
 /**
  * Glue between the raw peer and the CLI processes: starts `rx-rudp echo` / `rx-rudp connect`
- * (through the CLI specs' shared harness, which builds dist/ and kills every child after each
- * test), performs handshakes, and checks after each test that everything the implementation sent
- * was a valid packet (§1).
+ * (through the CLI specs' process wrapper; dist/ is built only when missing or older than lib/,
+ * as `npm test` has just built it), kills every child after each test, performs handshakes, and
+ * checks after each test that everything the implementation sent was a valid packet (§1).
  */
-import { Cli, useBuiltCli } from '../cli/cli-process';
+import { Cli } from '../cli/cli-process';
+import { ensureBuilt } from '../hardening/helpers';
 import { closeAllPeers, HOST, openPeers, Peer, PeerConnection, show, type PeerConnectionOptions, type Received } from './peer';
 import * as w from './wire';
 
@@ -16,10 +17,21 @@ export const newId = (): number => (nextId = (nextId + 0x9e37) >>> 0 || 1);
 let nonce = 0x5eed;
 export const newNonce = (): number => (nonce = (nonce * 48271) % 0x7fffffff);
 
-/** Builds the CLI once per file, kills children after each test, closes peer sockets, checks §1 on everything received. */
+/** The CLI processes of the current test, killed after it. */
+const children = new Set<Cli>();
+function started(cli: Cli): Cli {
+  children.add(cli);
+  void cli.exited.then(() => children.delete(cli));
+  return cli;
+}
+
+/** Builds dist/ if stale, kills children after each test, closes peer sockets, checks §1 on everything received. */
 export function useConformance(): void {
-  useBuiltCli();
+  beforeAll(() => ensureBuilt(), 120_000);
   afterEach(async () => {
+    const left = [...children];
+    for (const cli of left) cli.child.kill('SIGKILL');
+    await Promise.all(left.map((cli) => cli.exited));
     const peers = openPeers();
     await closeAllPeers();
     // Every datagram the implementation sent in the test must be a valid version-1 packet.
@@ -30,7 +42,7 @@ export function useConformance(): void {
 
 /** Starts `rx-rudp echo` on a free loopback port. */
 export async function startEcho(...flags: string[]): Promise<{ cli: Cli; port: number }> {
-  const cli = new Cli(['echo', '--host', HOST, '--port', '0', ...flags]);
+  const cli = started(new Cli(['echo', '--host', HOST, '--port', '0', ...flags]));
   const match = await cli.waitFor('stdout', /^listening 127\.0\.0\.1:(\d+)\n/, 10_000);
   return { cli, port: Number(match[1]) };
 }
@@ -64,7 +76,7 @@ export async function handshake(
 
 /** Starts `rx-rudp connect` towards our peer, which plays the listener. */
 export function startConnect(peer: Peer, ...flags: string[]): Cli {
-  return new Cli(['connect', HOST, String(peer.port), ...flags]);
+  return started(new Cli(['connect', HOST, String(peer.port), ...flags]));
 }
 
 /** Waits for the connect CLI's CONNECT at our listening peer; answers it unless told not to. */

@@ -150,11 +150,10 @@ test('DIRECT datagrams arrive through direct$; an oversize one throws MessageToo
   const sent = [Buffer.alloc(0), Buffer.from('hello direct'), ...Array.from({ length: 8 }, (_, i) => seededBytes(5, i, max))];
   for (const d of sent) expect(client.conn.sendDirect(d)).toBe(true);
 
-  const arrived = await waitUntil(() => direct.length >= sent.length, 1000);
-  expect(direct.length).toBeGreaterThanOrEqual(1);
-  if (!arrived) console.warn(`only ${direct.length} of ${sent.length} DIRECT datagrams arrived (allowed: unreliable)`);
-  const sentHashes = new Set(sent.map(sha256));
-  for (const d of direct) expect(sentHashes.has(sha256(d))).toBe(true);
+  // DIRECT is unreliable in general, but ten datagrams (~12 KB) on loopback fit the kernel's
+  // receive buffer many times over: all of them arrive, each intact (in any order).
+  await waitUntil(() => direct.length >= sent.length, 10_000);
+  expect(direct.map(sha256).sort()).toEqual(sent.map(sha256).sort());
   // DIRECT is not a message.
   expect(serverSide.count).toBe(0);
 
