@@ -9,7 +9,7 @@
 import { lastValueFrom } from 'rxjs';
 import { connectWithTestHooks } from '../../lib/api/connect';
 import { listenWithTestHooks } from '../../lib/api/listen';
-import { type CloseInfo, type Connection } from '../../lib/index';
+import { ConnectionClosedError, type CloseInfo, type Connection } from '../../lib/index';
 import { udpSocketFactory } from '../../lib/node/udp-socket';
 import { PacketType, type Packet } from '../../lib/wire/packet';
 import { HOST, sleep, within } from '../integration/helpers';
@@ -95,8 +95,15 @@ describe('socket errors', () => {
     w.close();
   });
 
+  // What the waiting send() errors with, and how messages$ ends: a normal close completes it, but
+  // the unacknowledged message is still reported as not delivered, with the side that closed.
+  const told = {
+    'close()': { send: /^ConnectionClosedError: the connection was closed on this side \(reason 0\) before the message was acknowledged$/, ended: 'completed' },
+    'the peer closes': { send: /^ConnectionClosedError: the connection was closed by the peer \(reason 0\) before the message was acknowledged$/, ended: 'completed' },
+    'the socket fails': { send: /^ConnectionClosedError: socket failed: recvmsg ECONNREFUSED$/, ended: 'ConnectionClosedError: socket failed: recvmsg ECONNREFUSED' },
+  } as const;
   for (const how of ['close()', 'the peer closes', 'the socket fails'] as const) {
-    test(`a send() still waiting for its acknowledgement is told when the connection ends (${how})`, () => {
+    test(`a send() still waiting for its acknowledgement is told when the connection ends (${how}), with ConnectionClosedError`, () => {
       const w = world();
       w.network.setDefault({ delay: 50 });
       const starter = spoofable(w.network.socketFactory(STARTER_HOST));
@@ -104,15 +111,16 @@ describe('socket errors', () => {
       w.run(200);
       const conn = pair.client.conn!;
       let result = 'pending';
-      conn.send(Buffer.alloc(50_000, 1)).subscribe({ complete: () => (result = 'acknowledged'), error: (e: Error) => (result = `${e.name}: ${e.message}`) });
+      let error: unknown;
+      conn.send(Buffer.alloc(50_000, 1)).subscribe({ complete: () => (result = 'acknowledged'), error: (e: Error) => ((error = e), (result = `${e.name}: ${e.message}`)) });
       w.run(10); // sent, not yet acknowledged (100 ms round trip)
       if (how === 'close()') conn.close();
       else if (how === 'the peer closes') pair.server.conn!.close();
       else w.network.failSocket(STARTER_HOST, starter.local().port, systemError('ECONNREFUSED'));
       w.run(1000);
-      expect(pair.client.ended).toBeDefined();
-      expect(result).not.toBe('pending');
-      expect(result).not.toBe('acknowledged');
+      expect(pair.client.ended).toBe(told[how].ended);
+      expect(result).toMatch(told[how].send);
+      expect(error).toBeInstanceOf(ConnectionClosedError);
       expect(unhandled.errors).toEqual([]);
       w.close();
     });
