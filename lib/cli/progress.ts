@@ -3,8 +3,10 @@
  * terminal, plain lines (every 10 %, or every few seconds) otherwise; byte and duration formats;
  * a connection's statistics as summary lines.
  *
- * Our own ~100 lines rather than a progress-bar package: one bar at a time, on stderr, with the
- * non-TTY fallback we need, and no runtime dependency besides rxjs.
+ * Our own ~100 lines rather than cli-progress: its non-TTY mode redraws the bar on a timer, not a
+ * line per 10 %, so that path would stay ours; its rate and ETA come from its own moving window,
+ * a second time base beside the summary's; and it would add five runtime packages for the part
+ * left (drawing one bar in place).
  */
 import type { ConnectionStats } from '../index';
 
@@ -30,7 +32,8 @@ const PLAIN_EVERY_MS = 5000;
 /** Progress of one transfer of `total` bytes. */
 export class Progress {
   private done = 0;
-  private readonly started: number;
+  /** When the transfer started, on the `now` clock: the time base of the rate. */
+  readonly started: number;
   private lastDraw = -Infinity;
   private lastDecile = 0;
   private drawn = false;
@@ -51,11 +54,10 @@ export class Progress {
     if (!this.tty) this.lastDraw = this.started;
   }
 
-  /** `done` bytes of the total so far. */
-  update(done: number): void {
+  /** `done` bytes of the total so far (at `now`, when the caller also uses that instant for a summary). */
+  update(done: number, now = this.now()): void {
     if (this.finished) return;
     this.done = done;
-    const now = this.now();
     if (this.tty) {
       if (now - this.lastDraw < REDRAW_MS && done < this.total) return;
       this.lastDraw = now;
@@ -72,10 +74,10 @@ export class Progress {
   }
 
   /** Ends the bar (a last redraw and a line break on a terminal). Idempotent. */
-  finish(): void {
+  finish(now = this.now()): void {
     if (this.finished) return;
     if (this.tty) {
-      this.out.write(`\r${this.barLine(this.now())}\x1b[K\n`);
+      this.out.write(`\r${this.barLine(now)}\x1b[K\n`);
       this.drawn = false;
     }
     this.finished = true;

@@ -207,7 +207,11 @@ class SendSession {
   private readonly waiters = new Set<() => void>();
   private readonly subscriptions = new Subscription();
   private readonly window: number;
-  private readonly started = performance.now();
+  /** From the first file's start to the last file's confirmation: the time base of every figure shown. */
+  private started: number | undefined;
+  private confirmed: number | undefined;
+  /** The file being sent: its progress follows the bytes the receiver reports written. */
+  private current: { readonly progress: Progress; readonly base: number; readonly size: number } | undefined;
 
   constructor(
     readonly conn: Connection,
@@ -245,12 +249,17 @@ class SendSession {
   summary(peer: string): string {
     const bytes = this.sent.reduce((sum, f) => sum + f.size, 0);
     const count = this.sent.length === this.files.length ? `${this.files.length} file${this.files.length === 1 ? '' : 's'}` : `${this.sent.length} of ${this.files.length} files`;
-    return [`sent ${count} to ${peer}: ${formatAmount(bytes, performance.now() - this.started)}`, ...statsLines(this.conn.stats)].join('\n') + '\n';
+    const ms = this.started === undefined ? 0 : (this.confirmed ?? performance.now()) - this.started;
+    return [`sent ${count} to ${peer}: ${formatAmount(bytes, ms)}`, ...statsLines(this.conn.stats)].join('\n') + '\n';
   }
 
   private async sendFile(file: FileToSend): Promise<void> {
-    const started = performance.now();
     const progress = new Progress(file.name, file.size);
+    const started = progress.started;
+    this.started ??= started;
+    // Bytes read run ahead of bytes delivered by up to the write window (32 MiB): counting them
+    // made the progress rate disagree with the summary. Progress counts what the receiver wrote.
+    this.current = { progress, base: this.offered, size: file.size };
     this.verdict = undefined;
     try {
       await this.push(encodeControl({ type: 'file', version: TRANSFER_VERSION, name: file.name, size: file.size }), 0);
@@ -264,7 +273,6 @@ class SendSession {
             hash.update(chunk);
             await this.push(chunk, chunk.length);
             read += chunk.length;
-            progress.update(read);
           }
         } catch (error) {
           if (error === this.failure) throw error;
@@ -281,12 +289,15 @@ class SendSession {
       if (verdict.name !== file.name || verdict.size !== file.size || verdict.sha256 !== sha256) {
         throw new Error(`the receiver confirmed ${verdict.name} (${verdict.size} bytes, SHA-256 ${verdict.sha256}) instead of ${file.name} (${file.size} bytes, SHA-256 ${sha256})`);
       }
-      progress.update(file.size);
-      progress.finish();
+      const now = performance.now();
+      this.confirmed = now;
+      progress.update(file.size, now);
+      progress.finish(now);
       this.sent.push({ name: file.name, size: file.size, sha256 });
-      process.stdout.write(`sent ${file.name}: ${formatAmount(file.size, performance.now() - started)}, SHA-256 ${sha256} verified by the receiver\n`);
+      process.stdout.write(`sent ${file.name}: ${formatAmount(file.size, now - started)}, SHA-256 ${sha256} verified by the receiver\n`);
     } finally {
       progress.finish();
+      this.current = undefined;
     }
   }
 
@@ -325,6 +336,8 @@ class SendSession {
     switch (message.type) {
       case 'written':
         this.written = Math.max(this.written, message.bytes);
+        // 100 % only at the confirmation (after the receiver's flush and SHA-256), at the summary's instant.
+        if (this.current !== undefined) this.current.progress.update(Math.min(this.current.size - 1, this.written - this.current.base));
         break;
       case 'ok':
         this.written = Math.max(this.written, message.written);

@@ -274,6 +274,30 @@ describe('send and receive', () => {
   });
 });
 
+describe('figures that agree', () => {
+  test("the sender's last progress line, its file line and its summary give one rate for one file", async () => {
+    // 48 MiB: more than the 32 MiB write window, by which reading runs ahead of delivery.
+    const src = freshDir('src');
+    writeSeededFile(join(src, 'rate.bin'), 48 * MIB, 11);
+    const out = freshDir('out');
+    const { cli: receiver, port } = await startReceiver(out, '--once');
+    const sender = await run(['send', HOST, String(port), join(src, 'rate.bin')], 60_000);
+    expect(sender.code).toBe(0);
+    expect(await receiver.exit(30_000)).toEqual({ code: 0, signal: null });
+    const mib = (text: string): number => Number(text);
+    const last = sender.stderr.match(/^rate\.bin: 100% \(48\.00 MiB of 48\.00 MiB, ([\d.]+) MiB\/s, ETA 0:00\)$/m);
+    const file = sender.stdout.match(/^sent rate\.bin: 48\.00 MiB in [\d.]+ s \(([\d.]+) MiB\/s\)/m);
+    const summary = sender.stdout.match(/^sent 1 file to [^:]+:\d+: 48\.00 MiB in [\d.]+ s \(([\d.]+) MiB\/s\)$/m);
+    expect({ last: last !== null, file: file !== null, summary: summary !== null }).toEqual({ last: true, file: true, summary: true });
+    // The same bytes over the same time base: equal up to rounding (and the microseconds between them).
+    const rates = [mib(last![1]!), mib(file![1]!), mib(summary![1]!)];
+    for (const rate of rates) expect(Math.abs(rate / rates[0]! - 1)).toBeLessThan(0.02);
+    // Progress follows delivery: no line claims more than the receiver had when it was printed,
+    // so the percentages only reach 100 % at the confirmation, with the others' rate.
+    expect(sender.stderr.match(/^rate\.bin: 100% /gm)).toHaveLength(1);
+  }, 90_000);
+});
+
 describe('the receiver checks what it is sent (a hand-made sender on the library API)', () => {
   /** Connects to the receiver, sends `messages`, and collects the replies until the receiver closes. */
   async function exchange(port: number, messages: readonly Uint8Array[]): Promise<unknown[]> {
