@@ -1,30 +1,20 @@
 /**
- * Shared by the CLI specs: builds dist/ once per file, spawns `node dist/cli/main.js …` as a
+ * Shared by the CLI specs: builds dist/ when stale, spawns `node dist/cli/main.js …` as a
  * child process whose output can be awaited, and kills every child still running after each test.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { ensureBuilt } from '../hardening/helpers';
 import { join, resolve } from 'node:path';
 
 export const ROOT = resolve(__dirname, '../..');
 export const MAIN = join(ROOT, 'dist', 'cli', 'main.js');
 export const HOST = '127.0.0.1';
 
-/** Compiles lib/ to dist/; registers itself as a beforeAll, and the child-killing afterEach. */
+/** Makes sure dist/ is current (a beforeAll), and kills children left running (an afterEach). */
 export function useBuiltCli(): void {
-  beforeAll(() => {
-    try {
-      execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], {
-        cwd: ROOT,
-        stdio: 'pipe',
-        timeout: 120_000,
-      });
-    } catch (error) {
-      // Others' work in progress may not compile; tsc still emits. Only errors in the CLI count here.
-      const output = String((error as { stdout?: unknown }).stdout ?? error);
-      if (/lib[\\/]cli[\\/]/.test(output) || !existsSync(MAIN)) throw new Error(`build failed:\n${output}`);
-    }
-  }, 120_000);
+  // npm test has just built dist/: rebuild only when it is missing or older than lib/ (a rebuild
+  // while another suite runs the CLI would race with it under parallel jest workers).
+  beforeAll(() => ensureBuilt(), 120_000);
   afterEach(() => {
     for (const child of running) if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
     running.clear();

@@ -113,10 +113,8 @@ describe('send and receive', () => {
     // Sample the receiver's peak RSS from outside too (VmHWM only grows: the last sample is the peak so far).
     let sampled = 0;
     const sampler = setInterval(() => (sampled = Math.max(sampled, peakResident(receiver.child.pid!) ?? 0)), 50);
-    const started = Date.now();
     const sender = new Cli(['send', HOST, String(port), source]);
     const [sent, received] = await Promise.all([sender.exit(120_000), receiver.exit(120_000)]).finally(() => clearInterval(sampler));
-    const seconds = (Date.now() - started) / 1000;
     expect({ sent, stderr: sent.code === 0 ? '' : sender.stderr }).toEqual({ sent: { code: 0, signal: null }, stderr: '' });
     expect(received).toEqual({ code: 0, signal: null });
 
@@ -140,10 +138,6 @@ describe('send and receive', () => {
 
     const reported = Number(receiver.stdout.match(/^peak memory: ([\d.]+) MiB resident/m)![1]) * MIB;
     const peak = Math.max(reported, sampled);
-    console.log(
-      `256 MiB transfer: ${seconds.toFixed(2)} s (${(256 / seconds).toFixed(1)} MiB/s); receiver peak RSS ${formatBytes(reported)} (self-reported), ` +
-        `${formatBytes(sampled)} (VmHWM sampled)`,
-    );
     expect(peak).toBeGreaterThan(10 * MIB); // the measurement measured something
     expect(peak).toBeLessThan(200 * MIB);
   }, 180_000);
@@ -419,9 +413,12 @@ describe('usage and failures before any transfer', () => {
   test('--once refuses a second sender while the first is connected', async () => {
     const out = freshDir('out');
     const { cli: receiver, port } = await startReceiver(out, '--once');
-    const first = connect({ host: HOST, port }).subscribe();
+    // Wait for the first connection to be open (not a fixed sleep): then the second must be refused.
+    let opened!: () => void;
+    const open = new Promise<void>((resolve) => (opened = resolve));
+    const first = connect({ host: HOST, port }).subscribe({ next: () => opened(), error: () => undefined });
     subscriptions.add(first);
-    await new Promise((r) => setTimeout(r, 200));
+    await open;
     const src = freshDir('src');
     writeFileSync(join(src, 'f'), 'x');
     const second = await run(['send', HOST, String(port), join(src, 'f')]);

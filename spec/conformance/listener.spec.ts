@@ -374,8 +374,10 @@ describe('§6 REPEAT', () => {
     expect(repeats.length).toBeGreaterThanOrEqual(1);
     expect(repeats[0]!.at - gapAt).toBeLessThanOrEqual(PROMPT);
     for (const r of repeats) expect((r.packet as w.RepeatP).ranges).toEqual([{ start: 1, end: 1 }]);
-    const gaps = repeats.slice(1).map((r, i) => r.at - repeats[i]!.at);
-    for (const g of gaps) expect(g).toBeGreaterThanOrEqual(0.9 * (dt / 2));
+    // Not re-asked before deliveryTimeout / 2 (no RTT estimate yet). Counted, not spaced: a busy
+    // test process reads queued datagrams back to back, which compresses measured spacing.
+    const window = repeats.at(-1)!.at - gapAt;
+    expect(repeats.length).toBeLessThanOrEqual(Math.floor(window / (dt / 2)) + 1);
     conn.send(packets[1]!);
     conn.ackData = true;
     expect((await conn.messagesArrive(6, 2_000)).map(String)).toEqual(['m0', 'm1', 'm2', 'm3', 'm4', 'm5']);

