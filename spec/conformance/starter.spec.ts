@@ -6,6 +6,7 @@
 import { Peer, PeerConnection, now, show, sleep, type Received } from './peer';
 import { acceptConnect, startConnect, useConformance, type Cli } from './harness';
 import * as w from './wire';
+import { expectBackOff } from './timing';
 
 jest.setTimeout(15_000);
 useConformance();
@@ -59,11 +60,12 @@ describe('§3 handshake (starter)', () => {
       expect(c.bytes.equals(connects[0]!.bytes)).toBe(true);
       expect(c.port).toBe(connects[0]!.port);
     }
-    const gaps = connects.slice(1).map((c, i) => c.at - connects[i]!.at);
-    for (const g of gaps) {
-      expect(g).toBeGreaterThanOrEqual(0.9 * DT);
-      expect(g).toBeLessThanOrEqual(DT + 150);
-    }
+    // Resent every deliveryTimeout: CONNECT k leaves at least k × DT after the first (measured from
+    // its arrival, which a busy test process may read late: only the average spacing is bounded
+    // above, with room for a slow timer).
+    const first = connects[0]!.at;
+    for (let k = 1; k < connects.length; k++) expect(connects[k]!.at - first + 50).toBeGreaterThanOrEqual(0.9 * k * DT);
+    expect((connects.at(-1)!.at - first) / (connects.length - 1)).toBeLessThanOrEqual(DT + 150);
     const p = connects[0]!.packet as w.ConnectP;
     expect(p.id).not.toBe(0);
     const answeredAt = peer.log.length;
@@ -172,15 +174,14 @@ describe('§4/§5 DATA (starter)', () => {
 describe('§5 retransmission and window (starter)', () => {
   it('§5 a line we never acknowledge is resent with back-off, never faster than the RTO floor', async () => {
     const { cli, conn } = await connected(['--ping-interval', '3000', '--delivery-timeout', '400'], { ackData: false });
+    const writtenAt = now();
     cli.write('unacked\n');
     await conn.next((p) => p.type === w.T.DATA, 2_000, 'DATA');
     await sleep(800);
     const times = conn.packets().filter((r) => r.packet.type === w.T.DATA).map((r) => r.at);
-    const gaps = times.slice(1).map((t, i) => t - times[i]!);
-    expect(gaps.length).toBeGreaterThanOrEqual(3);
-    expect(gaps.length).toBeLessThanOrEqual(10);
-    expect(Math.min(...gaps)).toBeGreaterThanOrEqual(9);
-    expect(gaps[gaps.length - 1]!).toBeGreaterThanOrEqual(4 * Math.min(...gaps));
+    expect(times.length).toBeGreaterThanOrEqual(4);
+    expect(times.length).toBeLessThanOrEqual(11);
+    expectBackOff(times, writtenAt, 10);
   });
 
   it('§5/§8 the starter never has more DATA beyond our cumulative in flight than our window (2); at the end of stdin it closes normally', async () => {
