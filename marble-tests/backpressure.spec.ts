@@ -59,6 +59,16 @@ describe('send buffer, bufferedBytes$, events$ and statsEvery', () => {
     });
   });
 
+  it('a message whose first packet has left is not withdrawn by unsubscribing: the rest of its batch follows', () => {
+    ts.run(({ hot, expectObservable }) => {
+      // Three packets (1182-byte payloads), a peer window of 1: one packet out per ack.
+      const { connection, outgoing$ } = harness(ts, quiet, hot('10ms a 9ms b', { a: ack(1, [], 1), b: ack(2, [], 1) }), { peerReceiveWindow: 1 });
+      const sending = connection.send(Buffer.alloc(3000)).subscribe();
+      sending.unsubscribe(); // D0 has left
+      expectObservable(outgoing$, '^ 30ms !').toBe('a 9ms b 9ms c', { a: 'D0', b: 'D1', c: 'D2' });
+    });
+  });
+
   it('a send$ producer that overflows the bound closes the connection (CLOSE reason 4) with SendBufferFullError', () => {
     ts.run(({ hot, cold, expectObservable }) => {
       const { connection, outgoing$ } = harness(ts, { ...quiet, maxBufferedBytes: 1000 }, hot(''));

@@ -33,7 +33,8 @@ interface Ending {
 export class Inbox {
   private readonly waiting: Held[] = [];
   private waitingHead = 0;
-  private readonly consumers = new Set<Consumer>();
+  /** Replaced, never changed in place: a delivery loop keeps the list it started with, and no copy is made per message. */
+  private consumers: readonly Consumer[] = [];
   private ending: Ending | undefined;
   /** Packets of messages delivered by the receiver and not yet consumed. */
   heldPackets = 0;
@@ -45,7 +46,7 @@ export class Inbox {
   push(message: Uint8Array, packets: number): void {
     const held: Held = { message, packets, pending: 0 };
     this.heldPackets += packets;
-    if (this.consumers.size === 0) {
+    if (this.consumers.length === 0) {
       this.waiting.push(held);
       return;
     }
@@ -56,7 +57,7 @@ export class Inbox {
   end(error: unknown): void {
     if (this.ending !== undefined) return;
     this.ending = { error };
-    for (const consumer of [...this.consumers]) this.endIfDrained(consumer);
+    for (const consumer of this.consumers) this.endIfDrained(consumer);
   }
 
   /** A getter, not a field: an Observable and a closure per connection add up over 10,000 idle ones. */
@@ -70,7 +71,7 @@ export class Inbox {
         end: (error) => (error === undefined ? subscriber.complete() : subscriber.error(error)),
       };
       this.attach(consumer);
-      return () => this.consumers.delete(consumer);
+      return () => this.detach(consumer);
     });
   }
 
@@ -126,7 +127,7 @@ export class Inbox {
       };
       this.attach(consumer);
       return () => {
-        this.consumers.delete(consumer);
+        this.detach(consumer);
         for (const held of [...queue.splice(0), ...active]) this.done(held);
         active.clear();
       };
@@ -134,11 +135,11 @@ export class Inbox {
   }
 
   private attach(consumer: Consumer): void {
-    const first = this.consumers.size === 0;
-    this.consumers.add(consumer);
+    const first = this.consumers.length === 0;
+    this.consumers = [...this.consumers, consumer];
     if (first) {
       // What waited for a consumer goes to the first one.
-      while (this.waitingHead < this.waiting.length && this.consumers.has(consumer)) {
+      while (this.waitingHead < this.waiting.length && this.consumers.includes(consumer)) {
         const held = this.waiting[this.waitingHead]!;
         this.waiting[this.waitingHead++] = undefined as unknown as Held;
         held.pending = 1;
@@ -149,12 +150,17 @@ export class Inbox {
         this.waitingHead = 0;
       }
     }
-    if (this.consumers.has(consumer)) this.endIfDrained(consumer);
+    if (this.consumers.includes(consumer)) this.endIfDrained(consumer);
   }
 
   private hand(held: Held): void {
-    held.pending = this.consumers.size;
-    for (const consumer of [...this.consumers]) consumer.take(held);
+    const consumers = this.consumers;
+    held.pending = consumers.length;
+    for (const consumer of consumers) consumer.take(held);
+  }
+
+  private detach(consumer: Consumer): void {
+    this.consumers = this.consumers.filter((c) => c !== consumer);
   }
 
   private done(held: Held): void {

@@ -112,7 +112,8 @@ export function openConnection(socket: DatagramSocket, config: StarterConfig): O
             ...(config.initialSeq === undefined ? {} : { initialSeq: config.initialSeq }),
             ...(config.initialBatch === undefined ? {} : { initialBatch: config.initialBatch }),
           });
-          connection.greet(connectsSent === 1 && firstConnectAt !== undefined ? scheduler.now() - firstConnectAt : undefined);
+          // Karn: a sample only when the first CONNECT of the only attempt was the one answered.
+          connection.greet(!idRetried && connectsSent === 1 && firstConnectAt !== undefined ? scheduler.now() - firstConnectAt : undefined);
           subscriber.next(connection);
         },
         error: (error: unknown) => {
@@ -122,7 +123,6 @@ export function openConnection(socket: DatagramSocket, config: StarterConfig): O
           if (idRetried || config.connectionId !== undefined) return subscriber.error(error.error);
           idRetried = true;
           connectionId = randomNonZero32();
-          connectsSent = 2; // no handshake RTT sample across two ids
           handshaking = attempt();
         },
       });

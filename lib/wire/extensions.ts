@@ -10,7 +10,6 @@ export const EXTENSION_MARKER_0 = 0x52;
 export const EXTENSION_MARKER_1 = 0x58;
 export const EXTENSION_MARKER_SIZE = 2;
 export const EXTENSION_ENTRY_HEADER_SIZE = 4;
-export const MAX_EXTENSION_ID = 0xffff;
 
 /** Bytes of the marker and `entries`. */
 export function extensionListLength(entries: readonly ExtensionEntry[]): number {

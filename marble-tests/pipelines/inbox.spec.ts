@@ -35,6 +35,23 @@ describe('Inbox (whole messages between reassembly and the application)', () => 
     expect(inbox.heldPackets).toBe(0);
   });
 
+  it('a subscriber added while a message is being handed out gets the next one, and nothing is released twice', () => {
+    const released: number[] = [];
+    const inbox = new Inbox((p) => released.push(p));
+    const late: string[] = [];
+    let added = false;
+    inbox.messages$.subscribe(() => {
+      if (added) return;
+      added = true;
+      inbox.messages$.subscribe((m) => late.push(text(m)));
+    });
+    inbox.push(msg('first'), 2);
+    inbox.push(msg('second'), 3);
+    expect(late).toEqual(['second']);
+    expect(released).toEqual([2, 3]);
+    expect(inbox.heldPackets).toBe(0);
+  });
+
   it('holds again when the last subscriber leaves', () => {
     const inbox = new Inbox(() => undefined);
     const sub = inbox.messages$.subscribe();
