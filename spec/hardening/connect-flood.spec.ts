@@ -139,9 +139,12 @@ const resources = useResources();
  * heap (heapUsed + arrayBuffers after full GCs) are the ones that see a leak, whatever the sizing.
  * Measured on Node 20 / 22 / 24 / 26: 1,024 half-open connections +13 to +15 MiB over the idle
  * heap; after expiry +3 to +5 MiB, the same after a second, third and fourth flood (code compiled
- * on the way and the like, not connections); RSS peak 124 to 166 MiB.
+ * on the way and the like, not connections); RSS peak 124 to 166 MiB. Since the core became
+ * pipelines (~12 instead of ~8 KiB a connection) and jest runs two workers: the table +16 to +21
+ * MiB, RSS peak 139 to 205 MiB — RSS also holds garbage a CPU-starved GC has not collected yet,
+ * which is why the ceiling has room and the leak checks are on the live heap.
  */
-const RSS_BOUND_MB = 200;
+const RSS_BOUND_MB = 256;
 /** Live heap for maxConnections (1,024) half-open connections, over the listener's idle heap. */
 const HEAP_FULL_TABLE_BOUND_MB = 24;
 /** Live heap once every half-open connection expired, over the listener's idle heap (the table alone is ~14 MiB). */
