@@ -20,3 +20,4 @@ export {
 } from './core/errors';
 export { CloseReason } from './wire/packet';
 export { realTimeScheduler } from './node/scheduler';
+export { ReusePortUnsupportedError } from './node/reuse-port';

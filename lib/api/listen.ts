@@ -23,6 +23,13 @@ export interface ListenOptions extends ProtocolOptions {
   onListening?: (address: SocketAddress, stats: EndpointStats) => void;
   /** Transport seam: how sockets are opened. Default: node:dgram. */
   socketFactory?: SocketFactory;
+  /**
+   * Share the port with other listeners (processes or threads) that ask the same: the kernel
+   * spreads peers over them by source address and port (SO_REUSEPORT), so each connection stays
+   * with one. Default false. Linux, Node 22.12+ or 23.1+; elsewhere ReusePortUnsupportedError.
+   * `rx-rudp/cluster` runs such a group for you.
+   */
+  reusePort?: boolean;
 }
 
 /** Internal hooks for tests (not public API): see listenWithTestHooks. */
@@ -53,7 +60,7 @@ export function listenWithTestHooks(options: ListenOptions, hooks: ListenTestHoo
   const host = options.host ?? '0.0.0.0';
   return resolveHost(host).pipe(
     switchMap((resolved) =>
-      useResource(factory({ type: resolved.type, address: resolved.address, port }), (socket) => {
+      useResource(factory({ type: resolved.type, address: resolved.address, port, ...(options.reusePort === true ? { reusePort: true } : {}) }), (socket) => {
         const stats = emptyEndpointStats();
         options.onListening?.(socket.address(), stats);
         return acceptConnections(socket, { options: protocol, maxConnections, scheduler, stats, ...hooks });

@@ -37,6 +37,11 @@ export interface BindOptions {
    * sources and report the peer's unreachability (ICMP) as send errors; sends still name the peer.
    */
   readonly peer?: { readonly address: string; readonly port: number };
+  /**
+   * Share the port with other sockets that ask the same (SO_REUSEPORT): the kernel spreads
+   * peers over them by source address and port. A transport that cannot MUST fail the bind.
+   */
+  readonly reusePort?: boolean;
 }
 
 /**

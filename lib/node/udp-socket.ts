@@ -1,8 +1,9 @@
-import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { createSocket, type RemoteInfo, type Socket, type SocketOptions } from 'node:dgram';
 import { types } from 'node:util';
 import { Observable, Subject } from 'rxjs';
 import { RudpError } from '../core/errors';
 import type { BindOptions, Datagram, DatagramSocket, SocketAddress, SocketFactory } from '../core/transport';
+import { ReusePortUnsupportedError, reusePortUnavailable } from './reuse-port';
 
 /**
  * The Node.js UDP adapter: the only code of the project that touches `node:dgram`.
@@ -18,8 +19,15 @@ export const udpSocketFactory: SocketFactory = (options: BindOptions) =>
   new Observable<DatagramSocket>((subscriber) => {
     const port = options.port ?? 0;
     const address = options.address;
+    const reusePort = options.reusePort === true;
+    const unavailable = reusePort ? reusePortUnavailable() : undefined;
+    if (unavailable !== undefined) {
+      subscriber.error(new ReusePortUnsupportedError(unavailable));
+      return;
+    }
     // ipv6Only stays false (the default): a udp6 socket bound to `::` also serves IPv4-mapped peers.
-    const socket = createSocket({ type: options.type });
+    // reusePort is not in @types/node 20's SocketOptions; Node 22.12+ reads it (checked above).
+    const socket = createSocket(reusePort ? ({ type: options.type, reusePort: true } as SocketOptions) : { type: options.type });
     const datagrams = new Subject<Datagram>();
     let bound = false;
     let closed = false;
@@ -55,7 +63,7 @@ export const udpSocketFactory: SocketFactory = (options: BindOptions) =>
     // Always listening for 'error', so a socket failure never becomes an uncaught exception.
     socket.on('error', (error: Error) => {
       if (closed) return;
-      if (!bound) subscriber.error(bindError(options.type, address, port, error));
+      if (!bound) subscriber.error(bindError(options.type, address, port, reusePort, error));
       // On a connected socket the kernel reports ICMP port unreachable on receive: it concerns
       // the peer, not the socket, so it goes where send errors go.
       else if (peer !== undefined && (error as NodeJS.ErrnoException).code === 'ECONNREFUSED') lastOnError?.(error);
@@ -86,16 +94,17 @@ export const udpSocketFactory: SocketFactory = (options: BindOptions) =>
       try {
         socket.connect(peer.port, peer.address, ready);
       } catch (error) {
-        subscriber.error(bindError(options.type, address, port, toError(error)));
+        subscriber.error(bindError(options.type, address, port, reusePort, toError(error)));
       }
     });
 
     try {
-      // exclusive: the socket is never shared with cluster workers; each one has its own state.
+      // exclusive: the socket is never shared with node:cluster workers; each one has its own
+      // state. Sharing a port is reusePort's job: each socket of the group is its own.
       socket.bind(address === undefined ? { port, exclusive: true } : { port, address, exclusive: true });
     } catch (error) {
       // Synchronous failures (invalid port, …) are reported like asynchronous ones.
-      subscriber.error(bindError(options.type, address, port, toError(error)));
+      subscriber.error(bindError(options.type, address, port, reusePort, toError(error)));
     }
 
     return () => {
@@ -158,13 +167,15 @@ function toSocketAddress(socket: Socket, type: BindOptions['type']): SocketAddre
   return { address: info.address, port: info.port, family };
 }
 
-function bindError(type: BindOptions['type'], address: string | undefined, port: number, cause: Error): RudpError {
+function bindError(type: BindOptions['type'], address: string | undefined, port: number, reusePort: boolean, cause: Error): RudpError {
   const where = `${formatHost(address ?? (type === 'udp6' ? '::' : '0.0.0.0'))}:${port}`;
   const code = (cause as NodeJS.ErrnoException).code;
   let hint: string;
   switch (code) {
     case 'EADDRINUSE':
-      hint = `port ${port} is already in use on that address: stop the other process, choose another port, or use port 0 to let the system pick a free one`;
+      hint = reusePort
+        ? `port ${port} is held by a socket that does not share it (or by another user): stop that process, or choose another port`
+        : `port ${port} is already in use on that address: stop the other process, choose another port, or use port 0 to let the system pick a free one`;
       break;
     case 'EACCES':
     case 'EPERM':
