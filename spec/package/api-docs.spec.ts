@@ -1,4 +1,4 @@
-/** docs/api.md covers every export of rx-rudp and rx-rudp/testing (regenerate with `npm run docs`). */
+/** docs/api.md covers every export of rx-rudp, rx-rudp/testing and rx-rudp/cluster (regenerate with `npm run docs`). */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 

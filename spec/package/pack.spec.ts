@@ -103,7 +103,7 @@ afterAll(() => {
 });
 
 test('the tarball holds the build (CJS, ESM wrappers, declarations for both), the docs and the licence, and nothing else', () => {
-  for (const f of ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'dist/index.js', 'dist/index.d.ts', 'dist/index.mjs', 'dist/index.d.mts', 'dist/testing/index.js', 'dist/testing/index.d.ts', 'dist/testing/index.mjs', 'dist/testing/index.d.mts', 'dist/cli/main.js']) {
+  for (const f of ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'dist/index.js', 'dist/index.d.ts', 'dist/index.mjs', 'dist/index.d.mts', 'dist/testing/index.js', 'dist/testing/index.d.ts', 'dist/testing/index.mjs', 'dist/testing/index.d.mts', 'dist/cluster/index.js', 'dist/cluster/index.d.ts', 'dist/cluster/index.mjs', 'dist/cluster/index.d.mts', 'dist/cli/main.js']) {
     expect(files).toContain(f);
   }
   const unexpected = files.filter((f) => !/^(package\.json|README\.md|LICENSE|CHANGELOG\.md|docs\/[^/]+\.md|dist\/.+\.(js|mjs|d\.ts|d\.mts))$/.test(f));
@@ -185,4 +185,16 @@ test('npx rx-rudp --help, from the project that installed it', () => {
   const out = run('npx', ['--offline', '--no-install', pkg.name, '--help'], project, 30_000);
   expect(out).toMatch(/rx-rudp <command> --help/);
   expect(out).toMatch(/echo/);
+});
+
+test('rx-rudp/cluster loads with require and import, and shares its error classes with rx-rudp', () => {
+  const names = ['listenCluster', 'clusterWorker', 'isClusterWorker', 'clusterWorkerIndex', 'ClusterError', 'ReusePortUnsupportedError'];
+  const cjs = `const c = require('rx-rudp/cluster'); const root = require('rx-rudp');
+    console.log(JSON.stringify({ names: Object.keys(c).filter((k) => k !== '__esModule').sort(), same: c.ReusePortUnsupportedError === root.ReusePortUnsupportedError }));`;
+  const esm = `import * as c from 'rx-rudp/cluster'; import { ReusePortUnsupportedError } from 'rx-rudp';
+    console.log(JSON.stringify({ names: Object.keys(c).filter((k) => k !== 'default').sort(), same: c.ReusePortUnsupportedError === ReusePortUnsupportedError }));`;
+  for (const [flag, source] of [['--input-type=commonjs', cjs], ['--input-type=module', esm]] as const) {
+    const report = JSON.parse(run(process.execPath, [flag, '-e', source], project, 30_000).trim()) as { names: string[]; same: boolean };
+    expect(report).toEqual({ names: [...names].sort(), same: true });
+  }
 });
