@@ -3,7 +3,7 @@ import { asFailure } from '../core/close';
 import type { Connection } from '../core/connection';
 import { emptyEndpointStats, type EndpointStats } from '../core/endpoint';
 import { InvalidOptionError } from '../core/errors';
-import { acceptConnections } from '../core/listener';
+import { acceptConnections, smallestMaxMemory } from '../core/listener';
 import { useResource } from '../core/resource';
 import { resolveProtocolOptions, type ProtocolOptions } from '../core/options';
 import type { SocketAddress, SocketFactory } from '../core/transport';
@@ -19,6 +19,15 @@ export interface ListenOptions extends ProtocolOptions {
   host?: string;
   /** Open connections beyond which CONNECTs are refused with CLOSE reason 5. Default 1024. */
   maxConnections?: number;
+  /**
+   * Bytes of messages the listener holds for all its connections at most: received and not yet
+   * consumed (out of order, being reassembled, or waiting for the application), and send buffers.
+   * At the bound, connections' receive windows close (their peers slow down and resend), `send()`
+   * refuses with SendBufferFullError (`maxBufferedBytes` shows the room left), and CONNECTs are
+   * refused with CLOSE reason 5. Default 256 MiB (or the least that works with the other options);
+   * at least maxMessageSize + maxDatagramSize × (receiveWindow + 1).
+   */
+  maxMemory?: number;
   /** Called once the socket is bound, with the real address and port. */
   onListening?: (address: SocketAddress, stats: EndpointStats) => void;
   /** Transport seam: how sockets are opened. Default: node:dgram. */
@@ -31,6 +40,8 @@ export interface ListenOptions extends ProtocolOptions {
    */
   reusePort?: boolean;
 }
+
+const DEFAULT_MAX_MEMORY = 256 * 1024 * 1024;
 
 /** Internal hooks for tests (not public API): see listenWithTestHooks. */
 export interface ListenTestHooks {
@@ -53,6 +64,11 @@ export function listenWithTestHooks(options: ListenOptions, hooks: ListenTestHoo
   const protocol = resolveProtocolOptions(options);
   const maxConnections = options.maxConnections ?? 1024;
   if (!Number.isInteger(maxConnections) || maxConnections < 0) throw new InvalidOptionError('maxConnections', maxConnections, 'a whole number >= 0');
+  const smallest = smallestMaxMemory(protocol);
+  const maxMemory = options.maxMemory ?? Math.max(DEFAULT_MAX_MEMORY, smallest);
+  if (!Number.isInteger(maxMemory) || maxMemory < smallest) {
+    throw new InvalidOptionError('maxMemory', maxMemory, `a whole number of bytes >= ${smallest} (maxMessageSize + maxDatagramSize × (receiveWindow + 1)): lower maxMessageSize or receiveWindow for a smaller bound`);
+  }
   const port = options.port ?? 0;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidOptionError('port', port, 'an integer from 0 to 65535');
   const scheduler: SchedulerLike = options.scheduler ?? realTimeScheduler;
@@ -63,7 +79,7 @@ export function listenWithTestHooks(options: ListenOptions, hooks: ListenTestHoo
       useResource(factory({ type: resolved.type, address: resolved.address, port, ...(options.reusePort === true ? { reusePort: true } : {}) }), (socket) => {
         const stats = emptyEndpointStats();
         options.onListening?.(socket.address(), stats);
-        return acceptConnections(socket, { options: protocol, maxConnections, scheduler, stats, ...hooks });
+        return acceptConnections(socket, { options: protocol, maxConnections, maxMemory, scheduler, stats, ...hooks });
       }),
     ),
     map((core): Connection => new PublicConnection(core)),

@@ -62,7 +62,7 @@ export interface Connection {
   send(message: Uint8Array): Observable<void>;
   /** Bytes queued or unacknowledged; replays the current value. Wait on it to throttle a producer. */
   readonly bufferedBytes$: Observable<number>;
-  /** The send bound (`maxBufferedBytes`): a message fits when bufferedBytes + its size is at most this. */
+  /** The send bound: a message fits when bufferedBytes + its size is at most this (`maxBufferedBytes`, or less while the listener's `maxMemory` has less room). */
   readonly maxBufferedBytes: number;
   /** Statistics every `intervalMs` on the connection's scheduler, until it closes. */
   statsEvery(intervalMs: number): Observable<ConnectionStats>;

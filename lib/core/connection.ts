@@ -7,6 +7,7 @@ import type { CloseInfo, Connection, ConnectionEvent, ConnectionState, ReceiveOp
 import { ConnectionClosedError, ConnectionTimeoutError, MessageTooLargeError, SendBufferFullError, type RudpError } from './errors';
 import { NO_EXTENSIONS, type NegotiatedExtensions } from './extensions';
 import { Inbox } from './inbox';
+import { MemoryAccount, UNBOUNDED } from './memory-budget';
 import type { ResolvedProtocolOptions } from './options';
 import { ACK_NOW, acknowledge, type AckTrigger } from './pipelines/acknowledge';
 import { failureEnding, localClose, peerClosed, transportFailed, type Ending } from './pipelines/close';
@@ -44,6 +45,8 @@ export interface ConnectionParams {
   readonly peerValidated?: boolean;
   /** The §12 extensions the handshake negotiated (none by default). */
   readonly extensions?: NegotiatedExtensions;
+  /** This connection's share of its listener's `maxMemory` (default: no bound beyond its own limits). */
+  readonly memory?: MemoryAccount;
   /** Test hook (not public API): first `seq` and `batch` of both directions. */
   readonly initialSeq?: number;
   readonly initialBatch?: number;
@@ -70,7 +73,6 @@ export class ConnectionCore implements Connection {
   readonly remote: RemoteAddress;
   readonly send$ = new Subject<Uint8Array>();
   readonly maxDirectSize: number;
-  readonly maxBufferedBytes: number;
   /** The §12 extensions this connection negotiated, by id (internal: extensions read their parameters here). */
   readonly extensions: NegotiatedExtensions;
   private readonly directSubject = new Subject<Uint8Array>();
@@ -91,6 +93,9 @@ export class ConnectionCore implements Connection {
   private readonly receiver: Receiver;
   private readonly inbox: Inbox;
   private readonly validation: AddressValidation;
+  private readonly memory: MemoryAccount;
+  /** Send-buffer bytes claimed from `memory` (what bufferedBytes was when last settled). */
+  private sendClaimed = 0;
   private readonly routes = new PacketRoutes();
   /** Ticks when a message was queued; completes when send$ does (flush, then close). */
   private readonly queued$ = new Route<void>();
@@ -115,14 +120,18 @@ export class ConnectionCore implements Connection {
     const datagramSize = Math.min(options.maxDatagramSize, params.peerMaxDatagramSize);
     const payloadSize = datagramSize - DATA_HEADER_SIZE;
     this.maxDirectSize = datagramSize - HEADER_SIZE;
-    this.maxBufferedBytes = options.maxBufferedBytes;
+    const memory = (this.memory = params.memory ?? new MemoryAccount(UNBOUNDED()));
+    memory.onRoom = () => this.askForTurnedAway();
     const rtt = (this.rtt = new RttEstimator(options.deliveryTimeout));
     this.congestion = params.congestion ?? new NewReno(datagramSize, 65535 * datagramSize);
     const redundancy = options.redundancy === 'auto' ? new SmallPacketRedundancy(REDUNDANT_PACKET_MAX_SIZE, REDUNDANCY_MEMORY_MS) : undefined;
     const sender = (this.sender = new Sender(this.id, payloadSize, params.peerReceiveWindow, rtt, this.congestion, this.counters, redundancy, params.initialSeq, params.initialBatch));
-    const inbox = (this.inbox = new Inbox(() => this.windowReopened()));
+    const inbox = (this.inbox = new Inbox((_packets, bytes) => {
+      this.receiver.released(bytes);
+      this.windowReopened();
+    }));
     const receiver = (this.receiver = new Receiver(
-      { receiveWindow: options.receiveWindow, maxMessageSize: options.maxMessageSize, payloadSize, heldPackets: () => inbox.heldPackets },
+      { receiveWindow: options.receiveWindow, maxMessageSize: options.maxMessageSize, payloadSize, heldPackets: () => inbox.heldPackets, memory },
       (message, packets) => {
         this.counters.messagesReceived++;
         inbox.push(message, packets);
@@ -146,7 +155,7 @@ export class ConnectionCore implements Connection {
         unblocked$: this.unblocked$,
         allowance: () => this.validation.allowance,
         onResend: (packet, cause) => this.emit({ type: 'retransmit', time: scheduler.now(), seq: packet.seq, cause }),
-        onBufferedBytes: (bytes) => this.bufferedSubject.next(bytes),
+        onBufferedBytes: (bytes) => this.bufferedChanged(bytes),
       }),
     );
     // The wire is the merge of the pipelines' outputs; a pipeline's typed error ends the connection.
@@ -231,12 +240,19 @@ export class ConnectionCore implements Connection {
     return this.stateSubject.value;
   }
 
+  /** The send bound: `maxBufferedBytes`, or less while the listener's `maxMemory` has less room. */
+  get maxBufferedBytes(): number {
+    const own = this.options.maxBufferedBytes;
+    const free = this.memory.budget.sharedFree;
+    return free >= own ? own : Math.min(own, this.sender.bufferedBytes + Math.max(0, free));
+  }
+
   send(message: Uint8Array): Observable<void> {
     return new Observable<void>((subscriber) => {
       const queued = this.enqueue(message, subscriber);
       return () => {
         // Unsubscribed before any packet of it left: take it back.
-        if (queued !== undefined && this.closeInfo === undefined && this.sender.withdraw(queued)) this.bufferedSubject.next(this.sender.bufferedBytes);
+        if (queued !== undefined && this.closeInfo === undefined && this.sender.withdraw(queued)) this.bufferedChanged(this.sender.bufferedBytes);
       };
     });
   }
@@ -316,15 +332,21 @@ export class ConnectionCore implements Connection {
       }
       return undefined;
     }
-    if (this.sender.bufferedBytes + message.length > this.maxBufferedBytes) {
+    const maxBufferedBytes = this.options.maxBufferedBytes;
+    if (this.sender.bufferedBytes + message.length > maxBufferedBytes || !this.memory.claim(message.length, false)) {
+      const { budget } = this.memory;
       const error = new SendBufferFullError(
-        `a ${message.length}-byte message does not fit: ${this.sender.bufferedBytes} of maxBufferedBytes ${this.maxBufferedBytes} ` +
-          `are waiting for acknowledgement; wait on bufferedBytes$ (or use send() with mergeMap) before sending more, or raise maxBufferedBytes`,
+        this.sender.bufferedBytes + message.length > maxBufferedBytes
+          ? `a ${message.length}-byte message does not fit: ${this.sender.bufferedBytes} of maxBufferedBytes ${maxBufferedBytes} ` +
+              `are waiting for acknowledgement; wait on bufferedBytes$ (or use send() with mergeMap) before sending more, or raise maxBufferedBytes`
+          : `a ${message.length}-byte message does not fit in the listener's maxMemory (${budget.used} of ${budget.limit} bytes held ` +
+              `for all its connections); send it once bufferedBytes + its size is at most maxBufferedBytes again, or raise maxMemory`,
       );
       if (waiter !== undefined) waiter.error(error);
       else this.end(localClose(CloseReason.ShuttingDown, 'sender overflowed its send buffer', error));
       return undefined;
     }
+    this.sendClaimed += message.length;
     let queued: OutgoingMessage;
     try {
       queued = this.sender.enqueue(
@@ -333,6 +355,7 @@ export class ConnectionCore implements Connection {
         waiter && ((error) => waiter.error(error)),
       );
     } catch (e) {
+      this.bufferedChanged(this.sender.bufferedBytes);
       const error = new MessageTooLargeError(`message of ${message.length} bytes needs more than 65535 packets: ${(e as Error).message}`);
       if (waiter !== undefined) waiter.error(error);
       else this.end(localClose(CloseReason.ShuttingDown, 'local error: message too large to send', error));
@@ -344,9 +367,26 @@ export class ConnectionCore implements Connection {
     return queued;
   }
 
+  /** The send buffer shrank (acknowledged or withdrawn messages): their bytes go back to the listener's memory. */
+  private bufferedChanged(bytes: number): void {
+    if (bytes < this.sendClaimed) {
+      this.memory.release(this.sendClaimed - bytes);
+      this.sendClaimed = bytes;
+    }
+    this.bufferedSubject.next(bytes);
+  }
+
+  /** There is room again for data turned away: ask for it at once (REPEAT) rather than wait out the peer's backed-off timers. */
+  private askForTurnedAway(): void {
+    if (this.closeInfo !== undefined) return;
+    const ranges = this.receiver.takeTurnedAway();
+    if (ranges.length > 0) this.transmit({ type: PacketType.Repeat, connectionId: this.id, ranges });
+  }
+
   /** The application consumed held messages: tell the peer once the window grew well past what it last heard. */
   private windowReopened(): void {
     if (this.closeInfo !== undefined) return;
+    this.askForTurnedAway();
     const advertised = this.receiver.advertisedWindow;
     if (advertised === 0 || this.receiver.window - advertised >= Math.max(1, this.options.receiveWindow >> 2)) this.ackTriggers$.next(ACK_NOW);
   }
@@ -401,6 +441,7 @@ export class ConnectionCore implements Connection {
     this.subscriptions.unsubscribe(); // every pipeline, with its deadline
     this.sender.clear(closedError(info));
     this.receiver.clear();
+    this.memory.close();
     if (this.stateSubject.value !== 'closed') this.stateSubject.next('closed');
     this.stateSubject.complete();
     this.closedSubject.next(info);

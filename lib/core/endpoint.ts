@@ -10,14 +10,16 @@ export interface EndpointStats {
   invalidDatagrams: number;
   /** A valid packet for no live connection, or from an address other than the connection's peer. */
   strangerDatagrams: number;
-  /** CONNECTs refused because `maxConnections` were open. */
+  /** CONNECTs refused because `maxConnections` were open, or `maxMemory` had no room for another connection. */
   refusedConnections: number;
   /** Datagrams the socket failed to send. */
   sendErrors: number;
+  /** Bytes a listener holds for its connections now (received and not consumed, or waiting to be sent), under `maxMemory`; 0 on a starter. */
+  memoryInUse: number;
 }
 
 export function emptyEndpointStats(): EndpointStats {
-  return { datagramsReceived: 0, invalidDatagrams: 0, strangerDatagrams: 0, refusedConnections: 0, sendErrors: 0 };
+  return { datagramsReceived: 0, invalidDatagrams: 0, strangerDatagrams: 0, refusedConnections: 0, sendErrors: 0, memoryInUse: 0 };
 }
 
 /** Decodes a datagram, counting it; undefined (and counted as invalid) when it is not a packet. */

@@ -39,8 +39,8 @@ export class Inbox {
   /** Packets of messages delivered by the receiver and not yet consumed. */
   heldPackets = 0;
 
-  /** `onReleased` runs when packets leave the inbox (the receive window grows by that much). */
-  constructor(private readonly onReleased: (packets: number) => void) {}
+  /** `onReleased` runs when a message leaves the inbox (the receive window grows by its packets, the listener's memory by its bytes). */
+  constructor(private readonly onReleased: (packets: number, bytes: number) => void) {}
 
   /** A whole message from the receiver, `packets` long. */
   push(message: Uint8Array, packets: number): void {
@@ -166,7 +166,7 @@ export class Inbox {
   private done(held: Held): void {
     if (--held.pending > 0) return;
     this.heldPackets -= held.packets;
-    this.onReleased(held.packets);
+    this.onReleased(held.packets, held.message.length);
   }
 
   private endIfDrained(consumer: Consumer): void {

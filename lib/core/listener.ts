@@ -6,12 +6,15 @@ import { datagramTooLarge, decodeDatagram, errorCode, transmitter, type Endpoint
 import { asFailure, describeFailure } from './close';
 import { ConnectionClosedError } from './errors';
 import { answerOffer, type Extension } from './extensions';
+import { MemoryAccount, MemoryBudget } from './memory-budget';
 import type { ResolvedProtocolOptions } from './options';
 import type { Datagram, DatagramSocket } from './transport';
 
 export interface ListenerConfig {
   readonly options: ResolvedProtocolOptions;
   readonly maxConnections: number;
+  /** Bytes of messages held for all connections at most (received, reassembling, waiting to be consumed or acknowledged). */
+  readonly maxMemory: number;
   readonly scheduler: SchedulerLike;
   readonly stats: EndpointStats;
   /** The §12 extensions this listener supports (none by default). */
@@ -39,6 +42,16 @@ interface Lingering {
 }
 
 const CLOSE_REPEAT_INTERVAL_MS = 1000;
+
+/** What a message start may claim at most (PROTOCOL.md §4: count × payload, within maxMessageSize + one payload): the reserve for in-order progress. */
+export function largestClaim(options: ResolvedProtocolOptions): number {
+  return options.maxMessageSize + options.maxDatagramSize;
+}
+
+/** The least `maxMemory` that works: the reserve, and one receive window for everything else. */
+export function smallestMaxMemory(options: ResolvedProtocolOptions): number {
+  return largestClaim(options) + options.receiveWindow * options.maxDatagramSize;
+}
 /** A CLOSE with no text, as the linger answers send it. */
 const CLOSE_ANSWER_SIZE = 7;
 
@@ -53,6 +66,9 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
   const lingerMs = options.pingInterval * options.pingPacketCount;
   return new Observable<ConnectionCore>((subscriber) => {
     const live = new Map<number, Live>();
+    const memory = new MemoryBudget(config.maxMemory, largestClaim(options), (used) => (stats.memoryInUse = used));
+    // A new connection needs room for at least one receive window beside the reserve.
+    const roomForConnection = options.receiveWindow * options.maxDatagramSize;
     // Set by the teardown: a connection that finishes closing afterwards (an application that
     // unsubscribed from inside a close callback) must not re-arm the linger table.
     let stopped = false;
@@ -85,6 +101,10 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
         stats.refusedConnections++;
         return reply({ type: PacketType.Close, connectionId: id, reason: CloseReason.TooManyConnections, text: 'too many connections' }, address, port);
       }
+      if (memory.sharedFree < roomForConnection) {
+        stats.refusedConnections++;
+        return reply({ type: PacketType.Close, connectionId: id, reason: CloseReason.TooManyConnections, text: 'listener memory full' }, address, port);
+      }
       const { answer, negotiated } = answerOffer(config.extensions ?? [], connect.extensions, size);
       const ack: ConnectAckPacket = {
         type: PacketType.ConnectAck,
@@ -103,6 +123,7 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
         peerMaxDatagramSize: connect.maxDatagramSize,
         peerReceiveWindow: connect.receiveWindow,
         peerValidated: false,
+        memory: new MemoryAccount(memory),
         transmit: transmitter(socket, address, port, stats, (error) => {
           if (errorCode(error) === 'EMSGSIZE') connection.fail(datagramTooLarge(error, options.maxDatagramSize));
         }),

@@ -1,6 +1,7 @@
 import type { DataPacket, SeqRange } from '../wire/packet';
 import { MAX_RANGES } from '../wire/packet';
 import { seqAdd, seqDiff } from '../wire/serial';
+import { MemoryAccount, UNBOUNDED } from './memory-budget';
 
 /**
  * A block of packets received beyond the cumulative point, with the state of the gap just below
@@ -19,6 +20,8 @@ export enum DataOutcome {
   New,
   Duplicate,
   OutsideWindow,
+  /** Inside the window, but the listener's memory bound (maxMemory) has no room for it: dropped, resent later. */
+  NoMemory,
   Violation,
 }
 
@@ -29,6 +32,8 @@ export interface ReassemblyLimits {
   readonly maxMessageSize: number;
   /** Payload bytes of every packet of a batch but the last: min(own, peer's maxDatagramSize) - 18. */
   readonly payloadSize: number;
+  /** Where received bytes are claimed (a listener's maxMemory); default unbounded. */
+  readonly memory?: MemoryAccount;
 }
 
 /** Why the peer's data cannot be accepted; the connection closes with `closeReason`. */
@@ -57,6 +62,20 @@ export class Receiver {
   private partsBytes = 0;
   private batchCount = 0;
   violation: Violation | undefined;
+  private readonly memory: MemoryAccount;
+  /**
+   * Bytes claimed whole for messages whose first packet was accepted beyond the in-order point,
+   * by batch: their later packets need no claim of their own, and none can be stranded half-way.
+   */
+  private claims: Map<number, number> | undefined;
+  /** Bytes claimed for the message being reassembled. */
+  private currentClaim = 0;
+  /** The highest seq turned away inside the receive window (no memory, or a window narrowed since the peer sent): asked for again when room comes. */
+  private droppedUpTo: number | undefined;
+  /** Bytes this receiver holds claimed, stored, reassembling or delivered and not yet consumed. */
+  private claimed = 0;
+  /** Honest traffic never claims more (two whole messages, two windows): a peer cannot take a listener's whole budget alone. */
+  private readonly maxClaimed: number;
 
   /** Whole messages handed to `deliver` so far. */
   messagesDelivered = 0;
@@ -76,12 +95,30 @@ export class Receiver {
     let capacity = 1;
     while (capacity < limits.receiveWindow) capacity *= 2;
     this.mask = capacity - 1;
+    this.memory = limits.memory ?? new MemoryAccount(UNBOUNDED());
+    this.maxClaimed = 2 * (limits.maxMessageSize + limits.payloadSize) + 2 * limits.receiveWindow * limits.payloadSize;
   }
 
-  /** Packets beyond `cumulative` accepted now: the receive window less what the application still holds. */
+  /**
+   * Packets beyond `cumulative` accepted now: the receive window less what the application still
+   * holds, and no more than the listener's free memory takes beyond the message being reassembled
+   * (but 1, so that the in-order packet, which may draw on the budget's reserve, keeps coming).
+   */
   get window(): number {
     const held = this.limits.heldPackets?.() ?? 0;
-    return held === 0 ? this.limits.receiveWindow : Math.max(0, this.limits.receiveWindow - held);
+    const open = held === 0 ? this.limits.receiveWindow : Math.max(0, this.limits.receiveWindow - held);
+    const free = this.memory.budget.sharedFree;
+    const { payloadSize } = this.limits;
+    if (free >= open * payloadSize) return open;
+    // The rest of the message being reassembled was claimed with its first packet.
+    const claimed = this.parts.length > 0 ? this.batchCount - this.parts.length : 0;
+    return Math.min(open, Math.max(1, claimed + Math.floor(Math.max(0, free) / payloadSize)));
+  }
+
+  /** The application consumed a delivered message of `bytes`: its claim goes back to the budget. */
+  released(bytes: number): void {
+    this.claimed -= bytes;
+    this.memory.release(bytes);
   }
 
   /** True while some packet beyond the cumulative point is missing. */
@@ -92,8 +129,12 @@ export class Receiver {
   onData(packet: DataPacket, now: number): DataOutcome {
     const offset = seqDiff(packet.seq, this.cumulative);
     if (offset >= 2 ** 31) return DataOutcome.Duplicate;
-    if (offset >= this.window) return DataOutcome.OutsideWindow;
+    if (offset >= this.window) {
+      if (offset < this.limits.receiveWindow) this.turnedAway(packet.seq);
+      return DataOutcome.OutsideWindow;
+    }
     if (offset === 0) {
+      if (!this.claimFor(packet, true)) return this.noMemory(packet.seq);
       if (!this.consume(packet)) return DataOutcome.Violation;
       this.arrivals++;
       return this.drainInOrder() ? DataOutcome.New : DataOutcome.Violation;
@@ -101,6 +142,7 @@ export class Receiver {
     const store = (this.store ??= new Array<DataPacket | undefined>(this.mask + 1));
     const slot = packet.seq & this.mask;
     if (store[slot] !== undefined) return DataOutcome.Duplicate;
+    if (!this.claimFor(packet, false)) return this.noMemory(packet.seq);
     store[slot] = packet;
     this.arrivals++;
     this.insertBlock(packet.seq, now);
@@ -148,8 +190,40 @@ export class Receiver {
     return earliest;
   }
 
-  /** Releases buffered packets (the connection closed). */
+  /**
+   * The gaps up to the highest packet turned away, to ask for again (REPEAT) now that there is
+   * room: the peer's timers for them may have backed off for seconds. Forgets them.
+   */
+  takeTurnedAway(): SeqRange[] {
+    const upTo = this.droppedUpTo;
+    this.droppedUpTo = undefined;
+    if (upTo === undefined || seqDiff(upTo, this.cumulative) >= 2 ** 31) return [];
+    const ranges: SeqRange[] = [];
+    let gapStart = this.cumulative;
+    for (const b of this.blocks) {
+      if (seqDiff(b.start, upTo) > 0 && seqDiff(b.start, upTo) < 2 ** 31) break;
+      if (b.start !== gapStart) ranges.push({ start: gapStart, end: seqAdd(b.start, -1) });
+      gapStart = seqAdd(b.end, 1);
+      if (ranges.length === MAX_RANGES) return ranges;
+    }
+    if (seqDiff(upTo, gapStart) < 2 ** 31) ranges.push({ start: gapStart, end: upTo });
+    return ranges;
+  }
+
+  /** Remembers a packet dropped inside the receive window; room anywhere on the listener (or the application consuming) asks for it again. */
+  private turnedAway(seq: number): void {
+    if (this.droppedUpTo === undefined || seqDiff(seq, this.droppedUpTo) < 2 ** 31) this.droppedUpTo = seq;
+    this.memory.waitForRoom();
+  }
+
+  private noMemory(seq: number): DataOutcome {
+    this.turnedAway(seq);
+    return DataOutcome.NoMemory;
+  }
+
+  /** Releases buffered packets (the connection closed; the connection's memory account gives back its claims). */
   clear(): void {
+    this.claims = undefined;
     this.store = undefined;
     this.blocks.length = 0;
     this.parts = [];
@@ -180,6 +254,52 @@ export class Receiver {
     }
   }
 
+  /**
+   * Claims what accepting `packet` needs: its own bytes, or for the first packet of a message of
+   * several, the whole message (count × payload size, less its packets already stored), so that
+   * its later packets always fit. `inOrder`: it is at the cumulative point (may use the reserve).
+   */
+  private claimFor(packet: DataPacket, inOrder: boolean): boolean {
+    if (packet.count > 1) {
+      // A later packet of a message claimed whole.
+      if (packet.batch === this.expectedBatch && this.parts.length > 0) return true;
+      if (this.claims?.has(packet.batch) === true) return true;
+      if (packet.index === 0) {
+        const { payloadSize, maxMessageSize } = this.limits;
+        const whole = packet.count * payloadSize;
+        // Beyond maxMessageSize the reassembly closes the connection when it reaches it; claim only what is stored.
+        if (whole <= maxMessageSize + payloadSize) {
+          const stored = this.storedBytesOf(packet);
+          const claim = Math.max(0, whole - stored);
+          if (!this.claim(claim, inOrder)) return false;
+          (this.claims ??= new Map()).set(packet.batch, claim + stored);
+          return true;
+        }
+      }
+    }
+    return this.claim(packet.payload.length, inOrder);
+  }
+
+  private claim(bytes: number, inOrder: boolean): boolean {
+    if (this.claimed + bytes > this.maxClaimed || !this.memory.claim(bytes, inOrder)) return false;
+    this.claimed += bytes;
+    return true;
+  }
+
+  /** Bytes of `first`'s message already stored (its packets that came before it, each claimed alone). */
+  private storedBytesOf(first: DataPacket): number {
+    const store = this.store;
+    if (store === undefined || this.blocks.length === 0) return 0;
+    let bytes = 0;
+    const from = seqDiff(first.seq, this.cumulative);
+    const to = Math.min(from + first.count, this.mask + 1);
+    for (let offset = from + 1; offset < to; offset++) {
+      const packet = store[seqAdd(this.cumulative, offset) & this.mask];
+      if (packet !== undefined && packet.batch === first.batch && seqDiff(packet.seq, this.cumulative) === offset) bytes += packet.payload.length;
+    }
+    return bytes;
+  }
+
   /** Moves the cumulative point over packets already stored beyond it. */
   private drainInOrder(): boolean {
     const first = this.blocks[0];
@@ -204,6 +324,10 @@ export class Receiver {
         return this.violate(2, `expected batch ${this.expectedBatch} index 0, got batch ${packet.batch} index ${packet.index}`);
       }
       this.batchCount = packet.count;
+      if (packet.count > 1) {
+        this.currentClaim = this.claims?.get(packet.batch) ?? 0;
+        this.claims?.delete(packet.batch);
+      }
       const smallest = (packet.count - 1) * payloadSize + (packet.count > 1 ? 1 : 0);
       if (smallest > maxMessageSize) {
         return this.violate(3, `incoming message of at least ${smallest} bytes exceeds maxMessageSize ${maxMessageSize}`);
@@ -220,6 +344,15 @@ export class Receiver {
       return true;
     }
     const message = this.parts.length === 0 ? packet.payload : concat(this.parts, packet.payload, this.partsBytes);
+    if (packet.count > 1) {
+      // The whole-message claim becomes the message's own size, held until the application consumes it.
+      const slack = this.currentClaim - this.partsBytes;
+      this.currentClaim = 0;
+      if (slack > 0) {
+        this.claimed -= slack;
+        this.memory.release(slack);
+      }
+    }
     this.parts = [];
     this.partsBytes = 0;
     this.expectedBatch = seqAdd(this.expectedBatch, 1);

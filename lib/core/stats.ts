@@ -18,6 +18,8 @@ export interface ConnectionCounters {
   duplicatesReceived: number;
   /** Datagrams dropped: invalid, beyond the receive window, or from the wrong peer. */
   droppedDatagrams: number;
+  /** DATA packets dropped (also in droppedDatagrams) because the listener's `maxMemory` had no room: the peer resends them. */
+  droppedForMemory: number;
   messagesSent: number;
   messagesReceived: number;
   acksSent: number;
@@ -59,6 +61,7 @@ export function emptyCounters(): ConnectionCounters {
     repeatsSent: 0,
     duplicatesReceived: 0,
     droppedDatagrams: 0,
+    droppedForMemory: 0,
     messagesSent: 0,
     messagesReceived: 0,
     acksSent: 0,

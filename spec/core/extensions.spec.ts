@@ -41,7 +41,7 @@ function world() {
   const listener = (extensions: readonly Extension[]) => {
     const accepted: ConnectionCore[] = [];
     const stats = emptyEndpointStats();
-    subscriptions.push(acceptConnections(socket(LISTENER, PORT), { options, maxConnections: 10, scheduler, stats, extensions }).subscribe((c) => accepted.push(c)));
+    subscriptions.push(acceptConnections(socket(LISTENER, PORT), { options, maxConnections: 10, maxMemory: Infinity, scheduler, stats, extensions }).subscribe((c) => accepted.push(c)));
     return { accepted, stats };
   };
   const starter = (extensions: readonly Extension[]) => {

@@ -17,7 +17,7 @@ export const Arrival = {
   Urgent: 1,
   /** Received before: acknowledged again (PROTOCOL.md §5). */
   Duplicate: 2,
-  /** Beyond the receive window: dropped, answered with the current state. */
+  /** Beyond the receive window (or the listener's memory bound): dropped, answered with the current state. */
   OutsideWindow: 3,
 } as const;
 export type Arrival = (typeof Arrival)[keyof typeof Arrival];
@@ -61,6 +61,11 @@ export function reassemble(config: ReassembleConfig): OperatorFunction<DataPacke
               return;
             case DataOutcome.OutsideWindow:
               counters.droppedDatagrams++;
+              subscriber.next(Arrival.OutsideWindow);
+              return;
+            case DataOutcome.NoMemory:
+              counters.droppedDatagrams++;
+              counters.droppedForMemory++;
               subscriber.next(Arrival.OutsideWindow);
               return;
             case DataOutcome.Violation: {
