@@ -3,6 +3,7 @@
  */
 import { mergeMap, Observable, Subscription } from 'rxjs';
 import { listen, type Connection } from '../index';
+import { clusterWorker } from '../cluster/worker';
 import {
   EXIT_FAILURE,
   EXIT_OK,
@@ -20,6 +21,7 @@ import {
   warn,
   withFlagNames,
 } from './options';
+import { WORKERS_USAGE, isClusterWorker, leaveSignalsToPrimary, runClusterPrimary, workersFlag } from './workers';
 
 const COMMAND = 'echo';
 
@@ -34,11 +36,16 @@ abnormal end is logged on stderr as one line; the server keeps running.
 Options:
 ${usageLine('--host HOST', "local address to bind (default 0.0.0.0; '::' for IPv6)")}
 ${usageLine('--port PORT', 'local port, 0 for any free one (default 0)')}
-${usageLine('--max-connections N', 'open connections beyond which new ones are refused (default 1024)')}
+${usageLine('--max-connections N', 'open connections beyond which new ones are refused (default 1024; per worker)')}
+${WORKERS_USAGE}
 ${protocolUsage()}
 ${usageLine('-h, --help', 'show this help')}
 
-Exit codes: 0 stopped by SIGINT/SIGTERM, 1 cannot bind or the socket failed, 2 usage error.
+With --workers N, N processes share the port (the kernel keeps each peer on one of them); a
+worker that dies is reported on stderr and takes its connections with it.
+
+Exit codes: 0 stopped by SIGINT/SIGTERM, 1 cannot bind or the socket failed (or, with --workers,
+this Node cannot share a port, or every worker died), 2 usage error.
 `;
 
 /** Runs the command; resolves with the exit code. Throws UsageError for a bad command line. */
@@ -46,7 +53,7 @@ export async function runEcho(argv: readonly string[]): Promise<number> {
   const args = parseCommandLine(
     COMMAND,
     argv,
-    { ...protocolParseOptions(), host: { type: 'string' }, port: { type: 'string' }, 'max-connections': { type: 'string' } },
+    { ...protocolParseOptions(), host: { type: 'string' }, port: { type: 'string' }, 'max-connections': { type: 'string' }, workers: { type: 'string' } },
     false,
   );
   if (args.help) {
@@ -59,17 +66,23 @@ export async function runEcho(argv: readonly string[]): Promise<number> {
   const port = checkRange(integerFlag(args.values, 'port', COMMAND) ?? 0, 0, 65535, '--port', COMMAND);
   const maxConnections = integerFlag(args.values, 'max-connections', COMMAND);
   const options = protocolOptions(args.values, COMMAND);
+  const workers = workersFlag(args.values, COMMAND);
+  // One of the workers of `--workers N`: serve on the shared port; the primary prints and stops.
+  const worker = workers !== undefined && isClusterWorker();
 
   let stopping = false;
   const connections$ = withFlagNames(COMMAND, { host: '--host', port: '--port', maxConnections: '--max-connections' }, () =>
-    listen({
-      ...options,
-      host,
-      port,
-      ...(maxConnections === undefined ? {} : { maxConnections }),
-      onListening: (address) => process.stdout.write(`listening ${formatAddress(address.address, address.port)}\n`),
-    }),
+    worker
+      ? clusterWorker({ ...options, ...(maxConnections === undefined ? {} : { maxConnections }) })
+      : listen({
+          ...options,
+          host,
+          port,
+          ...(maxConnections === undefined ? {} : { maxConnections }),
+          onListening: (address) => process.stdout.write(`listening ${formatAddress(address.address, address.port)}\n`),
+        }),
   );
+  if (workers !== undefined && !worker) return runClusterPrimary(COMMAND, argv, { host, port, workers });
 
   return new Promise<number>((resolve) => {
     let subscription: Subscription | undefined;
@@ -77,13 +90,18 @@ export async function runEcho(argv: readonly string[]): Promise<number> {
       stopping = true;
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
+      restoreSignals();
       // Closes every connection (CLOSE reason 4) and the socket.
       subscription?.unsubscribe();
       resolve(code);
     };
     const stop = (): void => finish(EXIT_OK);
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    // A worker stops when the primary says so: its listener then completes.
+    const restoreSignals = worker ? leaveSignalsToPrimary(stop) : () => undefined;
+    if (!worker) {
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    }
     subscription = connections$
       .pipe(mergeMap((connection) => serve(connection, () => stopping)))
       .subscribe({
@@ -92,6 +110,8 @@ export async function runEcho(argv: readonly string[]): Promise<number> {
           finish(EXIT_FAILURE);
         },
         complete: () => {
+          stopping = true;
+          if (worker) return finish(EXIT_OK);
           warn('the socket closed');
           finish(EXIT_FAILURE);
         },

@@ -17,6 +17,7 @@ import { rename } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { mergeMap, Observable, Subscription, take } from 'rxjs';
 import { listen, type Connection, type ConnectionStats } from '../index';
+import { clusterWorker } from '../cluster/worker';
 import {
   EXIT_FAILURE,
   EXIT_OK,
@@ -35,6 +36,7 @@ import {
   warn,
   withFlagNames,
 } from './options';
+import { WORKERS_USAGE, isClusterWorker, leaveSignalsToPrimary, runClusterPrimary, workersFlag } from './workers';
 import { Progress, formatAmount, formatBytes, peakRss, statsLines } from './progress';
 import { WRITTEN_STEP, decodeHeader, decodeTrailer, encodeControl, type FileHeader, type FileTrailer } from './transfer-protocol';
 
@@ -57,6 +59,7 @@ ${usageLine('--host HOST', "local address to bind (default 0.0.0.0; '::' for IPv
 ${usageLine('--port PORT', 'local port, 0 for any free one (default 0)')}
 ${usageLine('--out DIR', 'directory to write the files into (default: the current directory)')}
 ${usageLine('--once', 'serve one connection (refusing others meanwhile), then exit')}
+${WORKERS_USAGE}
 ${protocolUsage()}
 ${usageLine('-h, --help', 'show this help')}
 
@@ -64,6 +67,10 @@ With --once: exits 0 when every file of that connection arrived verified, 1 when
 the connection failed before any file arrived. Without: runs until SIGINT or SIGTERM, logs each
 failed file on stderr as one line, and exits 0 (1 if a file was still arriving: its NAME.part is
 deleted). Both: 1 when the socket cannot be bound, 2 on a usage error or an unwritable DIR.
+
+With --workers N (not with --once), N processes share the port, each receiving whole
+connections; SIGINT or SIGTERM stops them all (a file still arriving is deleted) and exits 0;
+1 when this Node cannot share a port or every worker died.
 `;
 
 /** Runs the command; resolves with the exit code. Throws UsageError for a bad command line. */
@@ -71,7 +78,7 @@ export async function runReceive(argv: readonly string[]): Promise<number> {
   const args = parseCommandLine(
     COMMAND,
     argv,
-    { ...protocolParseOptions(), host: { type: 'string' }, port: { type: 'string' }, out: { type: 'string' }, once: { type: 'boolean' } },
+    { ...protocolParseOptions(), host: { type: 'string' }, port: { type: 'string' }, out: { type: 'string' }, once: { type: 'boolean' }, workers: { type: 'string' } },
     false,
   );
   if (args.help) {
@@ -87,16 +94,23 @@ export async function runReceive(argv: readonly string[]): Promise<number> {
   const problem = checkDirectory(out);
   if (problem !== undefined) throw new UsageError(problem, COMMAND);
   const options = protocolOptions(args.values, COMMAND);
+  const workers = workersFlag(args.values, COMMAND);
+  if (workers !== undefined && once) throw new UsageError('--once serves one connection in one process: it cannot be combined with --workers', COMMAND);
+  // One of the workers of `--workers N`: serve on the shared port; the primary prints and stops.
+  const worker = workers !== undefined && isClusterWorker();
   const connections$ = withFlagNames(COMMAND, { host: '--host', port: '--port' }, () =>
-    listen({
-      ...options,
-      host,
-      port,
-      // --once: a second sender is refused (CLOSE reason 5) instead of waiting unserved.
-      ...(once ? { maxConnections: 1 } : {}),
-      onListening: (address) => process.stdout.write(`listening ${formatAddress(address.address, address.port)}\n`),
-    }),
+    worker
+      ? clusterWorker(options)
+      : listen({
+          ...options,
+          host,
+          port,
+          // --once: a second sender is refused (CLOSE reason 5) instead of waiting unserved.
+          ...(once ? { maxConnections: 1 } : {}),
+          onListening: (address) => process.stdout.write(`listening ${formatAddress(address.address, address.port)}\n`),
+        }),
   );
+  if (workers !== undefined && !worker) return runClusterPrimary(COMMAND, argv, { host, port, workers });
 
   const context: ReceiveContext = { out, active: new Set(), sessions: new Set() };
   return new Promise<number>((resolveExit) => {
@@ -107,6 +121,7 @@ export async function runReceive(argv: readonly string[]): Promise<number> {
       settled = true;
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
+      restoreSignals();
       // Partial files are deleted first, quietly; then every connection is closed (CLOSE reason 4), and the socket.
       for (const session of context.sessions) session.abandon();
       subscription?.unsubscribe();
@@ -123,8 +138,12 @@ export async function runReceive(argv: readonly string[]): Promise<number> {
       }
       finish(code);
     };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    // A worker stops when the primary says so: its listener then completes.
+    const restoreSignals = worker ? leaveSignalsToPrimary(stop) : () => undefined;
+    if (!worker) {
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    }
     const results$ = connections$.pipe(mergeMap((connection) => receiveFiles(connection, context)));
     subscription = (once ? results$.pipe(take(1)) : results$).subscribe({
       next: (result) => {
@@ -135,6 +154,7 @@ export async function runReceive(argv: readonly string[]): Promise<number> {
         finish(EXIT_FAILURE);
       },
       complete: () => {
+        if (worker) return stop();
         if (!once) warn('the socket closed');
         finish(EXIT_FAILURE);
       },
