@@ -118,7 +118,7 @@ async function listener(flags: Flags): Promise<void> {
     accepted,
     echoed,
     connectionErrors,
-    endpoint: endpoint ?? { datagramsReceived: 0, invalidDatagrams: 0, strangerDatagrams: 0, refusedConnections: 0, sendErrors: 0, memoryInUse: 0 },
+    endpoint: endpoint ?? { datagramsReceived: 0, invalidDatagrams: 0, strangerDatagrams: 0, refusedConnections: 0, sendErrors: 0, unauthenticatedDatagrams: 0, handshakeFailures: 0, retriesSent: 0, memoryInUse: 0 },
   };
   emit({ type: 'report', report });
 }

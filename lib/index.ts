@@ -1,6 +1,8 @@
 /** rx-rudp: reliable messages over UDP, with RxJS streams. */
-export { listen, type ListenOptions } from './api/listen';
-export { connect, type ConnectOptions } from './api/connect';
+export { listen, type ListenOptions, type SecureListenOptions } from './api/listen';
+export { connect, type ConnectOptions, type SecureConnectOptions } from './api/connect';
+export type { ConnectAttempt } from './core/listener';
+export { generateKeyPair } from './api/keys';
 export { open } from './api/open';
 export type { Connection, ConnectionEvent, ConnectionState, CloseInfo, ReceiveOptions, RemoteAddress } from './core/connection';
 export type { ConnectionStats, ConnectionCounters } from './core/stats';
@@ -17,6 +19,7 @@ export {
   MessageTooLargeError,
   InvalidOptionError,
   SendBufferFullError,
+  HandshakeError,
 } from './core/errors';
 export { CloseReason } from './wire/packet';
 export { realTimeScheduler } from './node/scheduler';

@@ -3,6 +3,8 @@ import { asFailure } from '../core/close';
 import type { Connection } from '../core/connection';
 import { emptyEndpointStats } from '../core/endpoint';
 import { InvalidOptionError } from '../core/errors';
+import { publicKeyFrom } from '../core/secure/keys';
+import type { KeyObject } from 'node:crypto';
 import { resolveProtocolOptions, type ProtocolOptions } from '../core/options';
 import { useResource } from '../core/resource';
 import { openConnection } from '../core/starter';
@@ -23,6 +25,17 @@ export interface ConnectOptions extends ProtocolOptions {
   localPort?: number;
   /** Transport seam: how sockets are opened. Default: node:dgram. */
   socketFactory?: SocketFactory;
+  /**
+   * Encrypt and authenticate the connection (docs/protocol.md §13.1): only the holder of the
+   * listener's private key can answer, and every packet is sealed. Required once set: a listener
+   * without encryption, or a wrong key, fails with HandshakeError; there is no fallback to plain.
+   */
+  secure?: SecureConnectOptions;
+}
+
+export interface SecureConnectOptions {
+  /** The listener's X25519 public key: a KeyObject, 32 raw bytes, or its base64 text (the line of its `.pub` file). */
+  serverPublicKey: KeyObject | Uint8Array | string;
 }
 
 /** Internal hooks for tests (not public API): see connectWithTestHooks. */
@@ -30,6 +43,7 @@ export interface ConnectTestHooks {
   readonly connectionId?: number;
   readonly initialSeq?: number;
   readonly initialBatch?: number;
+  readonly rekeyInterval?: number;
 }
 
 /**
@@ -55,6 +69,11 @@ export function connectWithTestHooks(options: ConnectOptions, hooks: ConnectTest
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new InvalidOptionError('port', port, 'an integer from 1 to 65535');
   const scheduler: SchedulerLike = options.scheduler ?? realTimeScheduler;
   const factory = options.socketFactory ?? udpSocketFactory;
+  const { rekeyInterval, ...starterHooks } = hooks;
+  const secure =
+    options.secure === undefined
+      ? undefined
+      : { serverPublicKey: publicKeyFrom('secure.serverPublicKey', options.secure.serverPublicKey), ...(rekeyInterval === undefined ? {} : { rekeyInterval }) };
   return resolveHost(options.host).pipe(
     switchMap((remote) =>
       useResource(
@@ -64,7 +83,8 @@ export function connectWithTestHooks(options: ConnectOptions, hooks: ConnectTest
           port: options.localPort ?? 0,
           peer: { address: remote.address, port },
         }),
-        (socket) => openConnection(socket, { address: remote.address, port, options: protocol, scheduler, stats: emptyEndpointStats(), ...hooks }),
+        (socket) =>
+          openConnection(socket, { address: remote.address, port, options: protocol, scheduler, stats: emptyEndpointStats(), ...(secure === undefined ? {} : { secure }), ...starterHooks }),
       ),
     ),
     map((core): Connection => new PublicConnection(core)),

@@ -3,7 +3,10 @@ import { asFailure } from '../core/close';
 import type { Connection } from '../core/connection';
 import { emptyEndpointStats, type EndpointStats } from '../core/endpoint';
 import { InvalidOptionError } from '../core/errors';
-import { acceptConnections, smallestMaxMemory } from '../core/listener';
+import { acceptConnections, smallestMaxMemory, type ConnectAttempt } from '../core/listener';
+import { privateKeyFrom } from '../core/secure/keys';
+import type { KeyObject } from 'node:crypto';
+import type { ObservableInput } from 'rxjs';
 import { useResource } from '../core/resource';
 import { resolveProtocolOptions, type ProtocolOptions } from '../core/options';
 import type { SocketAddress, SocketFactory } from '../core/transport';
@@ -28,6 +31,14 @@ export interface ListenOptions extends ProtocolOptions {
    * at least maxMessageSize + maxDatagramSize × (receiveWindow + 1).
    */
   maxMemory?: number;
+  /** Encrypt connections (docs/protocol.md §13.1) with this listener's X25519 key; plain version-1 starters are refused unless `required` is false. */
+  secure?: SecureListenOptions;
+  /**
+   * Decides each connection attempt before anything is kept for it: true accepts, false refuses
+   * (CLOSE reason 5, "not authorized"); a Promise or Observable of a boolean may answer later (its
+   * first value counts; an error or no value refuses). Works with and without encryption.
+   */
+  authorize?: (attempt: ConnectAttempt) => boolean | ObservableInput<boolean>;
   /** Called once the socket is bound, with the real address and port. */
   onListening?: (address: SocketAddress, stats: EndpointStats) => void;
   /** Transport seam: how sockets are opened. Default: node:dgram. */
@@ -43,10 +54,24 @@ export interface ListenOptions extends ProtocolOptions {
 
 const DEFAULT_MAX_MEMORY = 256 * 1024 * 1024;
 
+export interface SecureListenOptions {
+  /** A KeyObject, 32 raw bytes, or the base64 text `rx-rudp keygen` writes. */
+  privateKey: KeyObject | Uint8Array | string;
+  /** Refuse starters that do not offer encryption (CLOSE reason 5, "encryption required"). Default true. */
+  required?: boolean;
+  /**
+   * Ask starters to prove their address with a token before any handshake work, keeping no state
+   * for them (spoofed CONNECT floods then cost no memory): 'auto' (default) once 64 connections are
+   * half-open, 'always', or 'never'.
+   */
+  retry?: 'auto' | 'always' | 'never';
+}
+
 /** Internal hooks for tests (not public API): see listenWithTestHooks. */
 export interface ListenTestHooks {
   readonly initialSeq?: number;
   readonly initialBatch?: number;
+  readonly rekeyInterval?: number;
 }
 
 /**
@@ -69,6 +94,8 @@ export function listenWithTestHooks(options: ListenOptions, hooks: ListenTestHoo
   if (!Number.isInteger(maxMemory) || maxMemory < smallest) {
     throw new InvalidOptionError('maxMemory', maxMemory, `a whole number of bytes >= ${smallest} (maxMessageSize + maxDatagramSize × (receiveWindow + 1)): lower maxMessageSize or receiveWindow for a smaller bound`);
   }
+  const secure = resolveSecure(options.secure, hooks.rekeyInterval);
+  if (options.authorize !== undefined && typeof options.authorize !== 'function') throw new InvalidOptionError('authorize', options.authorize, 'a function of the attempt, returning a boolean (or a Promise or Observable of one)');
   const port = options.port ?? 0;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidOptionError('port', port, 'an integer from 0 to 65535');
   const scheduler: SchedulerLike = options.scheduler ?? realTimeScheduler;
@@ -79,11 +106,34 @@ export function listenWithTestHooks(options: ListenOptions, hooks: ListenTestHoo
       useResource(factory({ type: resolved.type, address: resolved.address, port, ...(options.reusePort === true ? { reusePort: true } : {}) }), (socket) => {
         const stats = emptyEndpointStats();
         options.onListening?.(socket.address(), stats);
-        return acceptConnections(socket, { options: protocol, maxConnections, maxMemory, scheduler, stats, ...hooks });
+        return acceptConnections(socket, {
+          options: protocol,
+          maxConnections,
+          maxMemory,
+          scheduler,
+          stats,
+          ...(secure === undefined ? {} : { secure }),
+          ...(options.authorize === undefined ? {} : { authorize: options.authorize }),
+          ...(hooks.initialSeq === undefined ? {} : { initialSeq: hooks.initialSeq }),
+          ...(hooks.initialBatch === undefined ? {} : { initialBatch: hooks.initialBatch }),
+         
+        });
       }),
     ),
     map((core): Connection => new PublicConnection(core)),
     // A socket factory (the transport seam) may fail with anything, even undefined.
     catchError((error: unknown) => throwError(() => asFailure(error, 'the socket could not be opened'))),
   );
+}
+
+function resolveSecure(secure: SecureListenOptions | undefined, rekeyInterval: number | undefined) {
+  if (secure === undefined) return undefined;
+  const retry = secure.retry ?? 'auto';
+  if (retry !== 'auto' && retry !== 'always' && retry !== 'never') throw new InvalidOptionError('secure.retry', retry, "'auto', 'always' or 'never'");
+  return {
+    key: privateKeyFrom('secure.privateKey', secure.privateKey),
+    required: secure.required ?? true,
+    retry,
+    ...(rekeyInterval === undefined ? {} : { rekeyInterval }),
+  } as const;
 }

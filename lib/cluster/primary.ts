@@ -63,8 +63,9 @@ export interface Cluster {
   /** The workers still running. */
   readonly workers: readonly ClusterWorker[];
   /**
-   * Workers that exit while the cluster runs, one emission each. They are not restarted: a new
-   * socket joining the port's group would make the kernel move some live connections to it.
+   * Workers that exit while the cluster runs, one emission each; completes when the cluster
+   * stops. They are not restarted: a new socket joining the port's group would make the kernel
+   * move some live connections to it.
    */
   readonly exits$: Observable<WorkerExit>;
   /** Asks every live worker for its figures (a worker that does not answer within 2 s is left out). */
@@ -94,7 +95,9 @@ interface Member {
  * and emits the Cluster once all of them listen. Errors with ReusePortUnsupportedError where ports
  * cannot be shared (Node before 22.12 / 23.1, or not Linux: never a silent single-core run), and
  * with ClusterError when a worker fails to start or bind (the others are stopped), or when the
- * last worker has exited. A worker's crash ends only the connections it served. Unsubscribing
+ * last worker has exited. With two workers, a worker's crash ends only the connections it served;
+ * with more, Linux refills its place in the port's group with the last socket, which moves part
+ * of the other workers' connections too (docs/scaling.md). Unsubscribing
  * stops every worker: each closes its connections (CLOSE reason 4) and exits; one that has not
  * exited after `stopTimeout` is killed. Options are checked when called (InvalidOptionError).
  */

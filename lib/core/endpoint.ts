@@ -1,5 +1,5 @@
 import { decode, encode } from '../wire/codec';
-import { isDecodeError, type Packet } from '../wire/packet';
+import { isDecodeError, PacketType, type Packet } from '../wire/packet';
 import { ConnectionClosedError } from './errors';
 import type { Datagram, DatagramSocket } from './transport';
 
@@ -14,12 +14,18 @@ export interface EndpointStats {
   refusedConnections: number;
   /** Datagrams the socket failed to send. */
   sendErrors: number;
+  /** Sealed datagrams that did not authenticate or were replays, and plain packets on a secure connection: dropped. */
+  unauthenticatedDatagrams: number;
+  /** CONNECTs whose secure handshake was not made for this listener's key (answered with CLOSE reason 16). */
+  handshakeFailures: number;
+  /** RETRY packets sent: CONNECTs asked to prove their address first (stateless). */
+  retriesSent: number;
   /** Bytes a listener holds for its connections now (received and not consumed, or waiting to be sent), under `maxMemory`; 0 on a starter. */
   memoryInUse: number;
 }
 
 export function emptyEndpointStats(): EndpointStats {
-  return { datagramsReceived: 0, invalidDatagrams: 0, strangerDatagrams: 0, refusedConnections: 0, sendErrors: 0, memoryInUse: 0 };
+  return { datagramsReceived: 0, invalidDatagrams: 0, strangerDatagrams: 0, refusedConnections: 0, sendErrors: 0, unauthenticatedDatagrams: 0, handshakeFailures: 0, retriesSent: 0, memoryInUse: 0 };
 }
 
 /** Decodes a datagram, counting it; undefined (and counted as invalid) when it is not a packet. */
@@ -43,11 +49,23 @@ export function transmitter(
   port: number,
   stats: EndpointStats,
   onFailure?: (error: Error) => void,
+  /** A secure connection's sealing: every packet leaves as SEALED. */
+  sealer?: { seal(plain: Uint8Array): Uint8Array | undefined },
 ): (packet: Packet) => number {
   const onError = (error: Error): void => {
     stats.sendErrors++;
     onFailure?.(error);
   };
+  if (sealer !== undefined) {
+    return (packet) => {
+      // The handshake's own packets are read before any key exists: never sealed.
+      const plain = encode(packet);
+      const bytes = packet.type === PacketType.Connect || packet.type === PacketType.ConnectAck ? plain : sealer.seal(plain);
+      if (bytes === undefined) return 0; // the counter is spent: the connection is ending
+      socket.send(bytes, port, address, onError);
+      return bytes.length;
+    };
+  }
   return (packet) => {
     const bytes = encode(packet);
     socket.send(bytes, port, address, onError);

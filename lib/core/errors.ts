@@ -64,3 +64,11 @@ export class InvalidOptionError extends RudpError {
 export class SendBufferFullError extends RudpError {
   override name = 'SendBufferFullError';
 }
+
+/**
+ * The secure handshake failed: the listener could not read our handshake (a wrong
+ * `serverPublicKey`), it answered without encryption, or it refused encryption we require.
+ */
+export class HandshakeError extends RudpError {
+  override name = 'HandshakeError';
+}

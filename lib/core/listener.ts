@@ -1,5 +1,5 @@
-import { Observable, type SchedulerLike } from 'rxjs';
-import { CloseReason, PacketType, type ConnectAckPacket, type ConnectPacket, type Packet } from '../wire/packet';
+import { Observable, from, type ObservableInput, type SchedulerLike, type Subscription } from 'rxjs';
+import { CloseReason, isDecodeError, PacketType, type ConnectAckPacket, type ConnectPacket, type Packet } from '../wire/packet';
 import { ConnectionCore } from './connection';
 import { Deadline } from './deadline';
 import { datagramTooLarge, decodeDatagram, errorCode, transmitter, type EndpointStats } from './endpoint';
@@ -7,6 +7,11 @@ import { asFailure, describeFailure } from './close';
 import { ConnectionClosedError } from './errors';
 import { answerOffer, type Extension } from './extensions';
 import { MemoryAccount, MemoryBudget } from './memory-budget';
+import { readSecureConnect, type SecureListenerConfig } from './secure/listener-handshake';
+import { RetryTokens } from './secure/retry-token';
+import type { SecureSession } from './secure/session';
+import { connectionIdOf, SEALED_OVERHEAD, SEALED_TYPE, SECURE_EXTENSION_ID, typeOf } from '../wire/secure';
+import { decode, encode } from '../wire/codec';
 import type { ResolvedProtocolOptions } from './options';
 import type { Datagram, DatagramSocket } from './transport';
 
@@ -19,9 +24,21 @@ export interface ListenerConfig {
   readonly stats: EndpointStats;
   /** The §12 extensions this listener supports (none by default). */
   readonly extensions?: readonly Extension[];
+  /** Encryption (docs/protocol.md §13.1); absent: plain version 1 only (offers of it are declined). */
+  readonly secure?: SecureListenerConfig;
+  /** Decides each new connection attempt; a refusal is answered with CLOSE reason 5, "not authorized". */
+  readonly authorize?: (attempt: ConnectAttempt) => boolean | ObservableInput<boolean>;
   /** Test hook: first seq/batch of every connection. */
   readonly initialSeq?: number;
   readonly initialBatch?: number;
+}
+
+/** What `authorize` is told of a connection attempt. */
+export interface ConnectAttempt {
+  readonly address: string;
+  readonly port: number;
+  /** The starter offered encryption, and its handshake authenticated. */
+  readonly secure: boolean;
 }
 
 interface Live {
@@ -30,6 +47,10 @@ interface Live {
   readonly connection: ConnectionCore;
   /** The CONNECT_ACK it was answered with: a resent CONNECT gets the same answer. */
   readonly ack: ConnectAckPacket;
+  /** Its packets are sealed: plain ones are forgeries. */
+  readonly session: SecureSession | undefined;
+  /** Nothing but CONNECTs came from the starter's address yet. */
+  halfOpen: boolean;
 }
 
 /** A connection closed recently: packets for it are answered with CLOSE (PROTOCOL.md §8). */
@@ -39,6 +60,8 @@ interface Lingering {
   readonly reason: number;
   readonly until: number;
   lastCloseSentAt: number;
+  /** A secure connection's CLOSE is sealed too: its peer ignores plain ones. */
+  readonly session: SecureSession | undefined;
 }
 
 const CLOSE_REPEAT_INTERVAL_MS = 1000;
@@ -54,6 +77,14 @@ export function smallestMaxMemory(options: ResolvedProtocolOptions): number {
 }
 /** A CLOSE with no text, as the linger answers send it. */
 const CLOSE_ANSWER_SIZE = 7;
+/** The secure entry of a CONNECT_ACK: id, length, Noise's second message. */
+const SECURE_ANSWER_ENTRY_SIZE = 4 + 56;
+
+/** `text` cut so that a CLOSE carrying it is no longer than the datagram it answers. */
+function fitText(text: string, triggerSize: number): string {
+  const room = Math.max(0, Math.min(triggerSize, 64) - CLOSE_ANSWER_SIZE);
+  return Buffer.byteLength(text) <= room ? text : Buffer.from(text).subarray(0, room).toString();
+}
 
 /**
  * The listener's side (PROTOCOL.md §3, §8): demultiplexes one socket's datagrams by
@@ -66,6 +97,20 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
   const lingerMs = options.pingInterval * options.pingPacketCount;
   return new Observable<ConnectionCore>((subscriber) => {
     const live = new Map<number, Live>();
+    let halfOpen = 0;
+    const tokens = new RetryTokens();
+    /** Handshakes attempted in the current second (for the 'auto' retry mode). */
+    const handshakes = { second: -1, count: 0 };
+    const recentHandshakes = (now: number): number => {
+      const second = Math.floor(now / 1000);
+      if (second !== handshakes.second) {
+        handshakes.second = second;
+        handshakes.count = 0;
+      }
+      return handshakes.count;
+    };
+    /** Attempts waiting for an asynchronous `authorize`, by id: duplicates of their CONNECT are ignored meanwhile. */
+    const deciding = new Map<number, Subscription>();
     const memory = new MemoryBudget(config.maxMemory, largestClaim(options), (used) => (stats.memoryInUse = used));
     // A new connection needs room for at least one receive window beside the reserve.
     const roomForConnection = options.receiveWindow * options.maxDatagramSize;
@@ -87,8 +132,15 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
       transmitter(socket, address, port, stats)(packet);
     };
 
-    const accept = (connect: ConnectPacket, size: number, address: string, port: number): void => {
+    const refuse = (id: number, reason: number, text: string, address: string, port: number, triggerSize: number): void => {
+      stats.refusedConnections++;
+      reply({ type: PacketType.Close, connectionId: id, reason, text: fitText(text, triggerSize) }, address, port);
+    };
+
+    const accept = (connect: ConnectPacket, bytes: Uint8Array, address: string, port: number): void => {
       const id = connect.connectionId;
+      const size = bytes.length;
+      if (deciding.has(id)) return;
       const existing = live.get(id);
       if (existing !== undefined) {
         if (existing.address === address && existing.port === port) return existing.connection.answerConnect({ ...existing.ack, nonce: connect.nonce }, size);
@@ -97,43 +149,114 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
       }
       const closed = lingering.get(id);
       if (closed !== undefined && closed.address === address && closed.port === port) return answerClosed(id, closed, size);
-      if (live.size >= config.maxConnections) {
-        stats.refusedConnections++;
-        return reply({ type: PacketType.Close, connectionId: id, reason: CloseReason.TooManyConnections, text: 'too many connections' }, address, port);
+      if (live.size + deciding.size >= config.maxConnections) return refuse(id, CloseReason.TooManyConnections, 'too many connections', address, port, size);
+      if (memory.sharedFree < roomForConnection) return refuse(id, CloseReason.TooManyConnections, 'listener memory full', address, port, size);
+      let secure: Extract<ReturnType<typeof readSecureConnect>, { kind: 'secure' }> | undefined;
+      if (config.secure !== undefined) {
+        const now = scheduler.now();
+        const decision = readSecureConnect(config.secure, tokens, connect, bytes, { address, port, now, halfOpen, recentHandshakes: recentHandshakes(now) });
+        if (decision.kind === 'secure' || (decision.kind === 'refuse' && decision.reason !== CloseReason.TooManyConnections)) handshakes.count++;
+        switch (decision.kind) {
+          case 'drop':
+            stats.invalidDatagrams++;
+            return;
+          case 'refuse':
+            if (decision.reason !== CloseReason.TooManyConnections) stats.handshakeFailures++;
+            return refuse(id, decision.reason, decision.text, address, port, size);
+          case 'retry':
+            stats.retriesSent++;
+            return socket.send(decision.datagram, port, address, () => void stats.sendErrors++);
+          case 'secure':
+            secure = decision;
+        }
       }
-      if (memory.sharedFree < roomForConnection) {
-        stats.refusedConnections++;
-        return reply({ type: PacketType.Close, connectionId: id, reason: CloseReason.TooManyConnections, text: 'listener memory full' }, address, port);
+      if (config.authorize === undefined) return create(connect, size, address, port, secure);
+      let verdict: boolean | ObservableInput<boolean>;
+      try {
+        verdict = config.authorize({ address, port, secure: secure !== undefined });
+      } catch {
+        return refuse(id, CloseReason.TooManyConnections, 'not authorized (authorize failed)', address, port, size);
       }
-      const { answer, negotiated } = answerOffer(config.extensions ?? [], connect.extensions, size);
-      const ack: ConnectAckPacket = {
+      const decide = (allowed: boolean): void => {
+        if (allowed) create(connect, size, address, port, secure);
+        else refuse(id, CloseReason.TooManyConnections, 'not authorized', address, port, size);
+      };
+      if (typeof verdict === 'boolean') return decide(verdict);
+      // An asynchronous answer: nothing is created until it comes; a failed one refuses.
+      let settled = false;
+      const pending = from(verdict).subscribe({
+        next: (allowed) => {
+          if (settled) return;
+          settled = true;
+          deciding.delete(id);
+          pending?.unsubscribe();
+          decide(allowed === true);
+        },
+        error: () => {
+          settled = true;
+          deciding.delete(id);
+          decide(false);
+        },
+        complete: () => {
+          if (settled) return;
+          settled = true;
+          deciding.delete(id);
+          decide(false);
+        },
+      });
+      if (!settled) deciding.set(id, pending);
+    };
+
+    const create = (connect: ConnectPacket, size: number, address: string, port: number, secure: Extract<ReturnType<typeof readSecureConnect>, { kind: 'secure' }> | undefined): void => {
+      if (stopped) return;
+      const id = connect.connectionId;
+      const offered = secure === undefined ? connect.extensions : connect.extensions?.filter((e) => e.id !== SECURE_EXTENSION_ID);
+      // The secure answer comes first and always fits (its CONNECT is at least 128 bytes); the others share what is left.
+      const secureAnswerSize = secure === undefined ? 0 : SECURE_ANSWER_ENTRY_SIZE;
+      const { answer, negotiated } = answerOffer(config.extensions ?? [], offered, size - secureAnswerSize);
+      const ackBody: Omit<ConnectAckPacket, 'extensions'> = {
         type: PacketType.ConnectAck,
         connectionId: id,
         maxDatagramSize: options.maxDatagramSize,
         receiveWindow: options.receiveWindow,
         nonce: connect.nonce,
-        ...(answer.length > 0 ? { extensions: answer } : {}),
       };
+      const sealed = secure?.answer(encode(ackBody).subarray(6, 14));
+      const entries = sealed === undefined ? answer : [sealed.entry, ...answer];
+      const ack: ConnectAckPacket = { ...ackBody, ...(entries.length > 0 ? { extensions: entries } : {}) };
+      const session = sealed?.session;
+      const validated = secure?.validated === true;
+      // Sealing costs each packet SEALED_OVERHEAD bytes of the datagram.
+      const overhead = session === undefined ? 0 : SEALED_OVERHEAD;
       const connection = new ConnectionCore({
         id,
         remote: { address, port },
         extensions: negotiated,
-        options,
+        options: overhead === 0 ? options : { ...options, maxDatagramSize: options.maxDatagramSize - overhead },
         scheduler,
-        peerMaxDatagramSize: connect.maxDatagramSize,
+        peerMaxDatagramSize: connect.maxDatagramSize - overhead,
         peerReceiveWindow: connect.receiveWindow,
-        peerValidated: false,
+        peerValidated: validated,
         memory: new MemoryAccount(memory),
-        transmit: transmitter(socket, address, port, stats, (error) => {
-          if (errorCode(error) === 'EMSGSIZE') connection.fail(datagramTooLarge(error, options.maxDatagramSize));
-        }),
+        transmit: transmitter(
+          socket,
+          address,
+          port,
+          stats,
+          (error) => {
+            if (errorCode(error) === 'EMSGSIZE') connection.fail(datagramTooLarge(error, options.maxDatagramSize));
+          },
+          session,
+        ),
         onClosed: (info) => {
+          const entry = live.get(id);
+          if (entry?.halfOpen === true) halfOpen--;
           live.delete(id);
           if (stopped) return;
           const until = scheduler.now() + lingerMs;
           // Delete first: a Map keeps a re-set key in its old place, and the sweeper relies on insertion order being time order.
           lingering.delete(id);
-          lingering.set(id, { address, port, reason: info.reason, until, lastCloseSentAt: info.byPeer ? -Infinity : scheduler.now() });
+          lingering.set(id, { address, port, reason: info.reason, until, lastCloseSentAt: info.byPeer ? -Infinity : scheduler.now(), session });
           sweeper.setIfEarlier(until);
         },
         ...(config.initialSeq === undefined ? {} : { initialSeq: config.initialSeq }),
@@ -141,7 +264,8 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
       });
       // No separate half-open timer: within the §3 budget the connection pings a silent starter
       // like any idle peer, and the ordinary ping timeout ends one that never answers.
-      live.set(id, { address, port, connection, ack });
+      live.set(id, { address, port, connection, ack, session, halfOpen: !validated });
+      if (!validated) halfOpen++;
       connection.answerConnect(ack, size);
       subscriber.next(connection);
     };
@@ -151,15 +275,24 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
       const now = scheduler.now();
       if (now - closed.lastCloseSentAt < CLOSE_REPEAT_INTERVAL_MS) return;
       closed.lastCloseSentAt = now;
-      reply({ type: PacketType.Close, connectionId: id, reason: closed.reason, text: '' }, closed.address, closed.port);
+      const close: Packet = { type: PacketType.Close, connectionId: id, reason: closed.reason, text: '' };
+      if (closed.session === undefined) return reply(close, closed.address, closed.port);
+      transmitter(socket, closed.address, closed.port, stats, undefined, closed.session)(close);
     };
 
     const onDatagram = (datagram: Datagram): void => {
+      if (typeOf(datagram.data) === SEALED_TYPE) return onSealed(datagram);
       const packet = decodeDatagram(datagram, options.maxDatagramSize, stats);
       if (packet === undefined) return;
-      if (packet.type === PacketType.Connect) return accept(packet, datagram.data.length, datagram.address, datagram.port);
+      if (packet.type === PacketType.Connect) return accept(packet, datagram.data, datagram.address, datagram.port);
       const entry = live.get(packet.connectionId);
       if (entry !== undefined && entry.address === datagram.address && entry.port === datagram.port) {
+        // On a secure connection a plain packet is a forgery (or a stale version-1 peer): never ingested.
+        if (entry.session !== undefined) {
+          stats.unauthenticatedDatagrams++;
+          return;
+        }
+        proven(entry);
         entry.connection.ingest(packet, datagram.data.length);
         return;
       }
@@ -168,6 +301,35 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
       if (closed !== undefined && packet.type !== PacketType.Close && closed.address === datagram.address && closed.port === datagram.port) {
         answerClosed(packet.connectionId, closed, datagram.data.length);
       }
+    };
+
+    /** A packet other than CONNECT came from the starter's address: it is real. */
+    const proven = (entry: Live): void => {
+      if (!entry.halfOpen) return;
+      entry.halfOpen = false;
+      halfOpen--;
+    };
+
+    const onSealed = (datagram: Datagram): void => {
+      stats.datagramsReceived++;
+      const entry = live.get(connectionIdOf(datagram.data));
+      if (entry === undefined || entry.session === undefined || entry.address !== datagram.address || entry.port !== datagram.port) {
+        stats.strangerDatagrams++;
+        return;
+      }
+      const plain = entry.session.open(datagram.data);
+      if (plain === undefined) {
+        stats.unauthenticatedDatagrams++;
+        return;
+      }
+      const packet = decode(plain, options.maxDatagramSize);
+      // Authentic, yet not a packet a connection takes: a broken peer.
+      if (isDecodeError(packet) || packet.type === PacketType.Connect || packet.type === PacketType.ConnectAck) {
+        stats.invalidDatagrams++;
+        return;
+      }
+      proven(entry);
+      entry.connection.ingest(packet, datagram.data.length);
     };
 
     const failAll = (error: unknown): void => {
@@ -189,6 +351,8 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
 
     return () => {
       stopped = true;
+      for (const pending of deciding.values()) pending.unsubscribe();
+      deciding.clear();
       subscription.unsubscribe();
       // A deliberate local shutdown: the connections' streams complete (no error), the peers are told reason 4.
       for (const { connection } of [...live.values()]) connection.abort(CloseReason.ShuttingDown, 'listener shutting down', undefined);

@@ -296,7 +296,9 @@ function junkOnce(r: Rng, liveIds: readonly number[], maxDatagramSize: number): 
     }
     case 3: {
       const b = base();
-      return { data: withByte(b, 1, r.pick([0, 10, 11, 0x7f, 0xff, r.int(10, 255)])), kind: 'invalid', label: 'unknown type' };
+      // Not 0x10..0x1f: the registry's extension types (docs/protocol.md §13), which the codec reads
+      // (a connection that did not negotiate them drops and counts them).
+      return { data: withByte(b, 1, r.pick([0, 10, 11, 0x0f, 0x7f, 0xff, r.int(0x20, 255)])), kind: 'invalid', label: 'unknown type' };
     }
     case 4: {
       const b = base();
@@ -670,7 +672,9 @@ export function virtualPair(
       error: (e) => void errors.push(e),
     }),
   );
-  const { scheduler: _s, socketFactory: _f, ...protocol } = { ...options.protocol } as ConnectOptions;
+  // The listener's own options (maxConnections, maxMemory, secure, authorize) are no starter's business.
+  const { maxConnections: _c, maxMemory: _m, secure: _k, authorize: _a, ...shared } = { ...options.protocol };
+  const { scheduler: _s, socketFactory: _f, ...protocol } = shared as Partial<ConnectOptions>;
   w.keep(
     connectWithTestHooks(
       {

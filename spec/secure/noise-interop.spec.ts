@@ -9,7 +9,7 @@ import { NkInitiator, nkRespond } from '../../lib/core/secure/noise-nk';
 
 const prologue = Buffer.from('01010a0b0c0d04b0040011223344', 'hex');
 const keyPair = () => {
-  const k = noise.keygen() as { publicKey: Buffer; secretKey: Buffer };
+  const k = noise.keygen();
   const pair = privateKeyFrom('test', k.secretKey);
   expect(pair.publicKey.equals(k.publicKey)).toBe(true);
   return { theirs: k, ours: pair };
@@ -24,7 +24,7 @@ test('our starter with their listener: the same payloads and transport keys on b
   noise.readMessage(responder, initiator.message, received);
   expect(received.subarray(0, noise.readMessage.bytes).toString()).toBe('hello');
   const answer = Buffer.alloc(128);
-  const theirSplit = noise.writeMessage(responder, Buffer.from('04b0040011223344', 'hex'), answer) as { tx: Buffer; rx: Buffer };
+  const theirSplit = noise.writeMessage(responder, Buffer.from('04b0040011223344', 'hex'), answer)!;
   const finished = initiator.finish(answer.subarray(0, noise.writeMessage.bytes));
   expect(finished).toBeDefined();
   expect(finished!.payload.toString('hex')).toBe('04b0040011223344');
@@ -45,7 +45,7 @@ test('their starter with our listener: the same payloads and keys on both sides'
   expect(read!.payload.length).toBe(0);
   const { message: answer, keys } = read!.answer(Buffer.from('ok'));
   const payload = Buffer.alloc(64);
-  const theirSplit = noise.readMessage(initiator, answer, payload) as { tx: Buffer; rx: Buffer };
+  const theirSplit = noise.readMessage(initiator, answer, payload)!;
   expect(payload.subarray(0, noise.readMessage.bytes).toString()).toBe('ok');
   // (c1, c2) as the reading side's (rx, tx): c1, initiator → responder, is what we receive with.
   expect(keys.receive.equals(theirSplit.rx.subarray(0, 32))).toBe(true);
@@ -59,16 +59,16 @@ test('a message for another key, a changed prologue, or a flipped byte does not 
   expect(nkRespond(server.ours.privateKey, prologue, initiator.message)).toBeUndefined();
   const right = new NkInitiator(server.ours.publicKey, prologue);
   const changed = Buffer.from(prologue);
-  changed[13] ^= 1;
+  changed[13] = changed[13]! ^ 1;
   expect(nkRespond(server.ours.privateKey, changed, right.message)).toBeUndefined();
   for (let i = 0; i < right.message.length; i++) {
     const flipped = Buffer.from(right.message);
-    flipped[i] ^= 0x40;
+    flipped[i] = flipped[i]! ^ 0x40;
     expect(nkRespond(server.ours.privateKey, prologue, flipped)).toBeUndefined();
   }
   const read = nkRespond(server.ours.privateKey, prologue, right.message)!;
   const { message: answer } = read.answer(Buffer.alloc(8));
   const flippedAnswer = Buffer.from(answer);
-  flippedAnswer[40] ^= 1;
+  flippedAnswer[40] = flippedAnswer[40]! ^ 1;
   expect(right.finish(flippedAnswer)).toBeUndefined();
 });
