@@ -5,6 +5,7 @@ import { encodeOffer, PATTERN_NK } from '../../lib/wire/secure';
 import { privateKeyFrom } from '../../lib/core/secure/keys';
 import { NkInitiator, nkRespond } from '../../lib/core/secure/noise-nk';
 import { REKEY_INTERVAL, SecureSession, rekey } from '../../lib/core/secure/session';
+import { defaultAead, type Aead } from '../../lib/core/secure/aead';
 
 export const INPUTS = {
   listenerStaticPrivate: '0101010101010101010101010101010101010101010101010101010101010101',
@@ -13,7 +14,7 @@ export const INPUTS = {
 } as const;
 
 /** Every value the vectors list, as hex, computed from INPUTS. */
-export function computeVectors(): Record<string, string> {
+export function computeVectors(aead: Aead = defaultAead): Record<string, string> {
   const pair = (hex: string) => privateKeyFrom('vector', Buffer.from(hex, 'hex'));
   const listener = pair(INPUTS.listenerStaticPrivate);
   const connect = encode({ type: PacketType.Connect, connectionId: 0x0a0b0c0d, maxDatagramSize: 1200, receiveWindow: 1024, nonce: 0x11223344 });
@@ -23,13 +24,14 @@ export function computeVectors(): Record<string, string> {
   const read = nkRespond(listener.privateKey, prologue, initiator.message)!;
   const answer = read.answer(ack.subarray(6, 14), pair(INPUTS.listenerEphemeralPrivate));
   const finished = initiator.finish(answer.message)!;
-  const starter = new SecureSession(finished.keys);
-  const data = encode({ type: PacketType.Data, connectionId: 0x0a0b0c0d, seq: 0, batch: 0, index: 0, count: 1, payload: Buffer.from('hello') });
-  const first = starter.seal(data)!;
+  const starter = new SecureSession(finished.keys, REKEY_INTERVAL, aead);
+  // seal() uses its argument as scratch: a fresh encoding each time.
+  const data = (): Buffer => encode({ type: PacketType.Data, connectionId: 0x0a0b0c0d, seq: 0, batch: 0, index: 0, count: 1, payload: Buffer.from('hello') });
+  const first = starter.seal(data())!;
   // The first packet of the second key: skip the counter ahead.
-  const later = new SecureSession(finished.keys);
+  const later = new SecureSession(finished.keys, REKEY_INTERVAL, aead);
   (later as unknown as { sendCounter: number }).sendCounter = REKEY_INTERVAL;
-  const rotated = later.seal(data)!;
+  const rotated = later.seal(data())!;
   return {
     'listener static public key': listener.publicKey.toString('hex'),
     'prologue (CONNECT bytes 0..13)': prologue.toString('hex'),
@@ -39,7 +41,7 @@ export function computeVectors(): Record<string, string> {
     'starter receive key (k2)': finished.keys.receive.toString('hex'),
     'handshake hash': finished.keys.handshakeHash.toString('hex'),
     'k1 after one rekey': rekey(finished.keys.send).toString('hex'),
-    'version-1 DATA inside': data.toString('hex'),
+    'version-1 DATA inside': data().toString('hex'),
     'SEALED, counter 0': first.toString('hex'),
     'SEALED, counter 2^20 (second key)': rotated.toString('hex'),
   };

@@ -1,7 +1,6 @@
-import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { HEADER_SIZE, PROTOCOL_VERSION } from '../../wire/packet';
 import { SEALED_HEADER_SIZE, SEALED_TYPE } from '../../wire/secure';
-import { KEY_SIZE, TAG_SIZE } from './aead';
+import { counterNonce, defaultAead, KEY_SIZE, seal, TAG_SIZE, type Aead } from './aead';
 import type { SessionKeys } from './noise-nk';
 import { ReplayWindow } from './replay-window';
 
@@ -9,16 +8,11 @@ import { ReplayWindow } from './replay-window';
 export const REKEY_INTERVAL = 2 ** 20;
 /** A counter this high ends the connection: a new handshake is cheaper than any nonce worry. */
 export const MAX_COUNTER = 2 ** 48;
-const ALGORITHM = 'chacha20-poly1305';
 const MAX_NONCE = Buffer.from('00000000ffffffffffffffff', 'hex');
 
 /** Noise's Rekey(k): the first 32 bytes of ENCRYPT(k, 2^64 - 1, empty, 32 zero bytes). */
 export function rekey(key: Uint8Array): Buffer {
-  const cipher = createCipheriv(ALGORITHM, key, MAX_NONCE, { authTagLength: TAG_SIZE });
-  cipher.setAAD(Buffer.alloc(0), { plaintextLength: KEY_SIZE });
-  const next = cipher.update(Buffer.alloc(KEY_SIZE));
-  cipher.final();
-  return next;
+  return seal(key, MAX_NONCE, Buffer.alloc(0), Buffer.alloc(KEY_SIZE)).subarray(0, KEY_SIZE);
 }
 
 /** One direction's key, moved on every REKEY_INTERVAL packets. */
@@ -60,15 +54,25 @@ export class SecureSession {
   private readonly sendKeys: KeySchedule;
   private readonly receiveKeys: KeySchedule;
   private readonly replay = new ReplayWindow();
+  /** Reused for every packet of each direction (the AEAD reads it at once). */
+  private readonly sendNonce = Buffer.alloc(12);
+  private readonly receiveNonce = Buffer.alloc(12);
   /** Datagrams that did not authenticate, or were replays: dropped and counted. */
   rejected = 0;
 
-  constructor(keys: SessionKeys, interval = REKEY_INTERVAL) {
+  constructor(
+    keys: SessionKeys,
+    interval = REKEY_INTERVAL,
+    private readonly aead: Aead = defaultAead,
+  ) {
     this.sendKeys = new KeySchedule(keys.send, interval);
     this.receiveKeys = new KeySchedule(keys.receive, interval);
   }
 
-  /** The SEALED datagram carrying the version-1 datagram `plain`; undefined once the counter is spent. */
+  /**
+   * The SEALED datagram carrying the version-1 datagram `plain`; undefined once the counter is
+   * spent. `plain` is the caller's fresh encoding and is used as scratch (its byte 5 is overwritten).
+   */
   seal(plain: Uint8Array): Buffer | undefined {
     const counter = this.sendCounter;
     if (counter >= MAX_COUNTER) return undefined;
@@ -80,13 +84,9 @@ export class SecureSession {
     out[1] = SEALED_TYPE;
     out.set(plain.subarray(2, HEADER_SIZE), 2);
     writeCounter(out, counter);
-    const cipher = createCipheriv(ALGORITHM, key, nonceOf(counter), { authTagLength: TAG_SIZE });
-    cipher.setAAD(out.subarray(0, SEALED_HEADER_SIZE), { plaintextLength: plain.length - HEADER_SIZE + 1 });
-    let at = SEALED_HEADER_SIZE;
-    at += cipher.update(plain.subarray(1, 2)).copy(out, at);
-    at += cipher.update(plain.subarray(HEADER_SIZE)).copy(out, at);
-    cipher.final();
-    cipher.getAuthTag().copy(out, at);
+    // The message is the type byte, then the body: moving the type next to the body makes it one run of bytes.
+    plain[HEADER_SIZE - 1] = plain[1]!;
+    this.aead.encrypt(out.subarray(SEALED_HEADER_SIZE), plain.subarray(HEADER_SIZE - 1), out.subarray(0, SEALED_HEADER_SIZE), counterNonce(counter, this.sendNonce), key);
     return out;
   }
 
@@ -97,23 +97,22 @@ export class SecureSession {
     if (counter >= MAX_COUNTER || !this.replay.mayAccept(counter)) return this.reject();
     const scheduled = this.receiveKeys.keyFor(counter);
     if (scheduled === undefined) return this.reject();
-    const bodyEnd = sealed.length - TAG_SIZE;
-    const decipher = createDecipheriv(ALGORITHM, scheduled.key, nonceOf(counter), { authTagLength: TAG_SIZE });
-    decipher.setAAD(sealed.subarray(0, SEALED_HEADER_SIZE), { plaintextLength: bodyEnd - SEALED_HEADER_SIZE });
-    decipher.setAuthTag(sealed.subarray(bodyEnd));
-    const inner = decipher.update(sealed.subarray(SEALED_HEADER_SIZE, bodyEnd));
-    try {
-      decipher.final();
-    } catch {
-      return this.reject();
-    }
+    // Decrypted at offset 5: the type lands on byte 5, the body from byte 6, where a version-1 packet has it.
+    const messageLength = sealed.length - SEALED_HEADER_SIZE - TAG_SIZE;
+    const plain = Buffer.allocUnsafe(HEADER_SIZE - 1 + messageLength);
+    const authentic = this.aead.decrypt(
+      plain.subarray(HEADER_SIZE - 1),
+      sealed.subarray(SEALED_HEADER_SIZE),
+      sealed.subarray(0, SEALED_HEADER_SIZE),
+      counterNonce(counter, this.receiveNonce),
+      scheduled.key,
+    );
+    if (!authentic) return this.reject();
     this.replay.accept(counter);
     this.receiveKeys.reached(scheduled.epoch, scheduled.key);
-    const plain = Buffer.allocUnsafe(HEADER_SIZE + inner.length - 1);
     plain[0] = PROTOCOL_VERSION;
-    plain[1] = inner[0]!;
+    plain[1] = plain[HEADER_SIZE - 1]!;
     plain.set(sealed.subarray(2, HEADER_SIZE), 2);
-    inner.copy(plain, HEADER_SIZE, 1);
     return plain;
   }
 
@@ -121,13 +120,6 @@ export class SecureSession {
     this.rejected++;
     return undefined;
   }
-}
-
-function nonceOf(counter: number): Buffer {
-  const nonce = Buffer.alloc(12);
-  nonce.writeUInt32LE(counter >>> 0, 4);
-  nonce.writeUInt32LE(Math.floor(counter / 2 ** 32), 8);
-  return nonce;
 }
 
 function writeCounter(out: Buffer, counter: number): void {
