@@ -1,6 +1,7 @@
 /**
  * `rx-rudp connect HOST PORT`: stdin lines out as messages, received messages out as stdout lines.
  */
+import { SERVER_KEY_USAGE, serverKey } from './keys';
 import { Observable, Subscription, switchMap } from 'rxjs';
 import { connect, MessageTooLargeError, type Connection } from '../index';
 import { LineInput } from './lines';
@@ -43,6 +44,7 @@ timeout, refusal, peer timeout or any abnormal close; 130 on SIGINT or SIGTERM (
 is closed first).
 
 Options:
+${SERVER_KEY_USAGE}
 ${usageLine('--linger MS', `after stdin ends and all is acknowledged, wait until no message came for MS; 0 closes at once (default ${DEFAULT_LINGER_MS})`)}
 ${protocolUsage()}
 ${usageLine('-h, --help', 'show this help')}
@@ -54,7 +56,7 @@ export const EXIT_INTERRUPTED = 130;
 
 /** Runs the command; resolves with the exit code. Throws UsageError for a bad command line. */
 export async function runConnect(argv: readonly string[]): Promise<number> {
-  const args = parseCommandLine(COMMAND, argv, { ...protocolParseOptions(), linger: { type: 'string' } }, true);
+  const args = parseCommandLine(COMMAND, argv, { ...protocolParseOptions(), linger: { type: 'string' }, 'server-key': { type: 'string' } }, true);
   if (args.help) {
     process.stdout.write(CONNECT_USAGE);
     return EXIT_OK;
@@ -68,8 +70,9 @@ export async function runConnect(argv: readonly string[]): Promise<number> {
   if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}'`, COMMAND);
   const port = checkRange(parseInteger(portText, 'PORT', COMMAND), 1, 65535, 'PORT', COMMAND);
   const linger = checkRange(integerFlag(args.values, 'linger', COMMAND) ?? DEFAULT_LINGER_MS, 0, 3_600_000, '--linger', COMMAND);
-  const options = protocolOptions(args.values, COMMAND);
-  const connection$ = withFlagNames(COMMAND, { host: 'HOST', port: 'PORT' }, () => connect({ ...options, host, port }));
+  const secure = serverKey(args.values, COMMAND);
+  const options = { ...protocolOptions(args.values, COMMAND), ...(secure === undefined ? {} : { secure }) };
+  const connection$ = withFlagNames(COMMAND, { host: 'HOST', port: 'PORT', 'secure.serverPublicKey': '--server-key' }, () => connect({ ...options, host, port }));
 
   const input = new LineInput(process.stdin, HIGH_WATER_BYTES);
   return new Promise<number>((resolve) => {

@@ -21,6 +21,7 @@ import {
   warn,
   withFlagNames,
 } from './options';
+import { KEY_USAGE, listenerKey } from './keys';
 import { WORKERS_USAGE, isClusterWorker, leaveSignalsToPrimary, runClusterPrimary, workersFlag } from './workers';
 
 const COMMAND = 'echo';
@@ -37,6 +38,7 @@ Options:
 ${usageLine('--host HOST', "local address to bind (default 0.0.0.0; '::' for IPv6)")}
 ${usageLine('--port PORT', 'local port, 0 for any free one (default 0)')}
 ${usageLine('--max-connections N', 'open connections beyond which new ones are refused (default 1024; per worker)')}
+${KEY_USAGE}
 ${WORKERS_USAGE}
 ${protocolUsage()}
 ${usageLine('-h, --help', 'show this help')}
@@ -53,7 +55,7 @@ export async function runEcho(argv: readonly string[]): Promise<number> {
   const args = parseCommandLine(
     COMMAND,
     argv,
-    { ...protocolParseOptions(), host: { type: 'string' }, port: { type: 'string' }, 'max-connections': { type: 'string' }, workers: { type: 'string' } },
+    { ...protocolParseOptions(), host: { type: 'string' }, port: { type: 'string' }, 'max-connections': { type: 'string' }, workers: { type: 'string' }, key: { type: 'string' } },
     false,
   );
   if (args.help) {
@@ -65,13 +67,14 @@ export async function runEcho(argv: readonly string[]): Promise<number> {
   // Checked here as well as by the library, so that a port is worded the same in every command.
   const port = checkRange(integerFlag(args.values, 'port', COMMAND) ?? 0, 0, 65535, '--port', COMMAND);
   const maxConnections = integerFlag(args.values, 'max-connections', COMMAND);
-  const options = protocolOptions(args.values, COMMAND);
+  const secure = listenerKey(args.values, COMMAND);
+  const options = { ...protocolOptions(args.values, COMMAND), ...(secure === undefined ? {} : { secure }) };
   const workers = workersFlag(args.values, COMMAND);
   // One of the workers of `--workers N`: serve on the shared port; the primary prints and stops.
   const worker = workers !== undefined && isClusterWorker();
 
   let stopping = false;
-  const connections$ = withFlagNames(COMMAND, { host: '--host', port: '--port', maxConnections: '--max-connections' }, () =>
+  const connections$ = withFlagNames(COMMAND, { host: '--host', port: '--port', maxConnections: '--max-connections', 'secure.privateKey': '--key' }, () =>
     worker
       ? clusterWorker({ ...options, ...(maxConnections === undefined ? {} : { maxConnections }) })
       : listen({

@@ -7,6 +7,7 @@ import { InvalidOptionError } from '../index';
 import { runConnect } from './connect';
 import { runDemo } from './demo';
 import { runEcho } from './echo';
+import { runKeygen } from './keys';
 import { runReceive } from './receive';
 import { runSend } from './send';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, describeInvalidOption, didYouMean, setCommand, usageErrorLine, warn } from './options';
@@ -24,6 +25,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   send: { summary: 'send files to a receiver: streamed, SHA-256 verified, with progress', run: runSend },
   receive: { summary: 'receive files from senders into a directory, SHA-256 verified', run: runReceive },
   demo: { summary: 'listener and starter over an in-process lossy network, every byte verified', run: runDemo },
+  keygen: { summary: 'write a key pair for encrypted connections (--key, --server-key)', run: runKeygen },
 };
 
 const USAGE = `Usage: rx-rudp <command> [options]

@@ -36,6 +36,7 @@ import {
   warn,
   withFlagNames,
 } from './options';
+import { KEY_USAGE, listenerKey } from './keys';
 import { WORKERS_USAGE, isClusterWorker, leaveSignalsToPrimary, runClusterPrimary, workersFlag } from './workers';
 import { Progress, formatAmount, formatBytes, peakRss, statsLines } from './progress';
 import { WRITTEN_STEP, decodeHeader, decodeTrailer, encodeControl, type FileHeader, type FileTrailer } from './transfer-protocol';
@@ -59,6 +60,7 @@ ${usageLine('--host HOST', "local address to bind (default 0.0.0.0; '::' for IPv
 ${usageLine('--port PORT', 'local port, 0 for any free one (default 0)')}
 ${usageLine('--out DIR', 'directory to write the files into (default: the current directory)')}
 ${usageLine('--once', 'serve one connection (refusing others meanwhile), then exit')}
+${KEY_USAGE}
 ${WORKERS_USAGE}
 ${protocolUsage()}
 ${usageLine('-h, --help', 'show this help')}
@@ -78,7 +80,7 @@ export async function runReceive(argv: readonly string[]): Promise<number> {
   const args = parseCommandLine(
     COMMAND,
     argv,
-    { ...protocolParseOptions(), host: { type: 'string' }, port: { type: 'string' }, out: { type: 'string' }, once: { type: 'boolean' }, workers: { type: 'string' } },
+    { ...protocolParseOptions(), host: { type: 'string' }, port: { type: 'string' }, out: { type: 'string' }, once: { type: 'boolean' }, workers: { type: 'string' }, key: { type: 'string' } },
     false,
   );
   if (args.help) {
@@ -93,12 +95,13 @@ export async function runReceive(argv: readonly string[]): Promise<number> {
   const out = resolve(stringFlag(args.values, 'out') ?? '.');
   const problem = checkDirectory(out);
   if (problem !== undefined) throw new UsageError(problem, COMMAND);
-  const options = protocolOptions(args.values, COMMAND);
+  const secure = listenerKey(args.values, COMMAND);
+  const options = { ...protocolOptions(args.values, COMMAND), ...(secure === undefined ? {} : { secure }) };
   const workers = workersFlag(args.values, COMMAND);
   if (workers !== undefined && once) throw new UsageError('--once serves one connection in one process: it cannot be combined with --workers', COMMAND);
   // One of the workers of `--workers N`: serve on the shared port; the primary prints and stops.
   const worker = workers !== undefined && isClusterWorker();
-  const connections$ = withFlagNames(COMMAND, { host: '--host', port: '--port' }, () =>
+  const connections$ = withFlagNames(COMMAND, { host: '--host', port: '--port', 'secure.privateKey': '--key' }, () =>
     worker
       ? clusterWorker(options)
       : listen({

@@ -11,6 +11,7 @@
  * the receiver's write window (data sent but not yet reported written). After the last file is
  * confirmed, completing `send$` delivers what is left and closes normally.
  */
+import { SERVER_KEY_USAGE, serverKey } from './keys';
 import { createHash } from 'node:crypto';
 import { createReadStream, statSync } from 'node:fs';
 import { basename } from 'node:path';
@@ -61,6 +62,7 @@ confirmed file, and a summary with the connection's statistics, on stdout.
 
 Options:
 ${usageLine('--chunk-size BYTES', `size of the data messages, at most the receiver's --max-message-size (default ${DEFAULT_CHUNK_SIZE})`)}
+${SERVER_KEY_USAGE}
 ${usageLine('--max-buffered-bytes BYTES', `send buffer: bytes queued or unacknowledged at most (default ${DEFAULTS.maxBufferedBytes})`)}
 ${protocolUsage()}
 ${usageLine('-h, --help', 'show this help')}
@@ -81,7 +83,7 @@ export async function runSend(argv: readonly string[]): Promise<number> {
   const args = parseCommandLine(
     COMMAND,
     argv,
-    { ...protocolParseOptions(), 'chunk-size': { type: 'string' }, 'max-buffered-bytes': { type: 'string' } },
+    { ...protocolParseOptions(), 'chunk-size': { type: 'string' }, 'max-buffered-bytes': { type: 'string' }, 'server-key': { type: 'string' } },
     true,
   );
   if (args.help) {
@@ -104,7 +106,8 @@ export async function runSend(argv: readonly string[]): Promise<number> {
   if (maxBufferedBytes !== undefined && maxBufferedBytes >= 1 && chunkSize > maxBufferedBytes) {
     throw new UsageError(invalidValue('--chunk-size', chunkSize, `at most --max-buffered-bytes, ${maxBufferedBytes}`), COMMAND);
   }
-  const options = { ...protocolOptions(args.values, COMMAND), ...(maxBufferedBytes === undefined ? {} : { maxBufferedBytes }) };
+  const secure = serverKey(args.values, COMMAND);
+  const options = { ...protocolOptions(args.values, COMMAND), ...(maxBufferedBytes === undefined ? {} : { maxBufferedBytes }), ...(secure === undefined ? {} : { secure }) };
 
   const files: FileToSend[] = [];
   for (const path of paths) {
@@ -115,7 +118,7 @@ export async function runSend(argv: readonly string[]): Promise<number> {
     files.push(file);
   }
 
-  const connection$ = withFlagNames(COMMAND, { host: 'HOST', port: 'PORT', maxBufferedBytes: '--max-buffered-bytes' }, () =>
+  const connection$ = withFlagNames(COMMAND, { host: 'HOST', port: 'PORT', maxBufferedBytes: '--max-buffered-bytes', 'secure.serverPublicKey': '--server-key' }, () =>
     connect({ ...options, host, port }),
   );
 
