@@ -9,6 +9,7 @@ import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import { EMPTY, concat, defer, ignoreElements, mergeMap, range, switchMap } from 'rxjs';
 import { connect, listen, type Connection } from '../lib/index';
+import { privateKeyFrom } from '../lib/core/secure/keys';
 import {
   benchMain,
   cpuSeconds,
@@ -41,7 +42,13 @@ interface ModeSpec {
   readonly payload?: number;
   /** The dgram mode whose goodput is this mode's ceiling. */
   readonly ceiling: string;
+  /** rx-rudp with the secure extension (every packet sealed). */
+  readonly secure?: boolean;
 }
+
+/** A fixed key for the secure modes: both child processes must know it, and nothing here is secret. */
+const BENCH_PRIVATE_KEY = Buffer.alloc(32, 7).toString('base64');
+const benchPublicKey = (): Buffer => privateKeyFrom('bench', BENCH_PRIVATE_KEY).publicKey;
 
 const MODES: Record<string, ModeSpec> = {
   dgram: { label: 'node:dgram blast, 1200 B (ceiling)', kind: 'dgram', payload: 1200, ceiling: 'dgram' },
@@ -51,6 +58,8 @@ const MODES: Record<string, ModeSpec> = {
   rudp: { label: 'rx-rudp, defaults (1200 B, window 1024)', kind: 'rudp', ceiling: 'dgram' },
   'rudp-16k': { label: 'rx-rudp, 16384 B datagrams, window 256', kind: 'rudp', maxDatagramSize: 16384, receiveWindow: 256, ceiling: 'dgram-16k' },
   'rudp-64k': { label: 'rx-rudp, 65507 B datagrams, window 64', kind: 'rudp', maxDatagramSize: 65507, receiveWindow: 64, ceiling: 'dgram-64k' },
+  'rudp-secure': { label: 'rx-rudp, secure (sealed), 1200 B, window 1024', kind: 'rudp', ceiling: 'dgram', secure: true },
+  'rudp-secure-64k': { label: 'rx-rudp, secure (sealed), 65507 B, window 64', kind: 'rudp', maxDatagramSize: 65507, receiveWindow: 64, ceiling: 'dgram-64k', secure: true },
 };
 const DEFAULT_MODES = ['dgram', 'dgram-16k', 'dgram-64k', 'tcp', 'rudp', 'rudp-16k', 'rudp-64k'];
 
@@ -164,6 +173,7 @@ async function receiver(flags: Flags): Promise<void> {
     port: 0,
     ...(s.maxDatagramSize === undefined ? {} : { maxDatagramSize: s.maxDatagramSize }),
     ...(s.receiveWindow === undefined ? {} : { receiveWindow: s.receiveWindow }),
+    ...(s.secure === true ? { secure: { privateKey: BENCH_PRIVATE_KEY } } : {}),
     onListening: (address) => emit({ type: 'ready', port: address.port }),
   }).subscribe({
     next: (conn) => {
@@ -263,6 +273,7 @@ async function sender(flags: Flags): Promise<void> {
     port,
     ...(s.maxDatagramSize === undefined ? {} : { maxDatagramSize: s.maxDatagramSize }),
     ...(s.receiveWindow === undefined ? {} : { receiveWindow: s.receiveWindow }),
+    ...(s.secure === true ? { secure: { serverPublicKey: benchPublicKey() } } : {}),
   })
     .pipe(
       switchMap((conn) =>

@@ -8,7 +8,7 @@
  */
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { switchMap, tap } from 'rxjs';
-import { connect, listen, realTimeScheduler, type Connection } from '../lib/index';
+import { connect, generateKeyPair, listen, realTimeScheduler, type Connection } from '../lib/index';
 import { VirtualNetwork } from '../lib/testing/index';
 import { benchMain, cpuSeconds, loopDelaySummary, LOOP_RESOLUTION_MS, flagBool, flagNumber, flagString, table, type BenchResult, type Flags } from './lib/common';
 import { LinkModel, lossLabel, type LossSpec } from './lib/link';
@@ -30,6 +30,8 @@ interface Scenario {
   /** 'fifo' = jitter in the bench's FIFO wrapper; 'kit-fifo' = the kit's `fifo: true`; 'kit' = the kit's own jitter (reorders). */
   readonly jitter: 'fifo' | 'kit-fifo' | 'kit';
   readonly redundancyOff?: boolean;
+  /** Both peers with the secure extension (every packet sealed). */
+  readonly secure?: boolean;
   /** Only in full runs (or with --all-scenarios). */
   readonly extra?: boolean;
 }
@@ -39,6 +41,7 @@ const SCENARIOS: readonly Scenario[] = [
   { name: 'kcp', label: '5 % each way (5/100), KCP test', loss: { drop: 5, block: 100 }, jitter: 'fifo' },
   { name: 'rt20', label: '20 % round trip (53/500 = 10.6 % each way)', loss: { drop: 53, block: 500 }, jitter: 'fifo' },
   { name: 'kcp-noredundancy', label: '5 % each way, `redundancy: off`', loss: { drop: 5, block: 100 }, jitter: 'fifo', redundancyOff: true },
+  { name: 'kcp-secure', label: '5 % each way, secure (every packet sealed)', loss: { drop: 5, block: 100 }, jitter: 'fifo', secure: true },
   { name: 'kcp-kitfifo', label: "5 % each way, kit's own `fifo: true` jitter", loss: { drop: 5, block: 100 }, jitter: 'kit-fifo', extra: true },
   { name: 'kcp-kit', label: "5 % each way, kit's plain jitter: REORDERS (not FIFO)", loss: { drop: 5, block: 100 }, jitter: 'kit', extra: true },
 ];
@@ -85,12 +88,15 @@ async function scenario(flags: Flags): Promise<void> {
     ...(sc.jitter === 'kit-fifo' ? { fifo: true } : {}),
   };
   const protocol = sc.redundancyOff ? { redundancy: 'off' as const } : {};
+  const keys = generateKeyPair();
+  const listenSecure = sc.secure === true ? { secure: { privateKey: keys.privateKey } } : {};
+  const connectSecure = sc.secure === true ? { secure: { serverPublicKey: keys.publicKey } } : {};
   network.setLink(A, B, impairment);
   network.setLink(B, A, impairment);
   const factory = (host: string) => (sc.jitter === 'fifo' ? model.wrap(host, network.socketFactory(host)) : network.socketFactory(host));
 
   let bConn: Connection | undefined;
-  listen({ host: B, port: PORT, scheduler, socketFactory: factory(B), ...protocol }).subscribe((conn) => {
+  listen({ host: B, port: PORT, scheduler, socketFactory: factory(B), ...protocol, ...listenSecure }).subscribe((conn) => {
     bConn = conn;
     conn.messages$.subscribe((m) => conn.send$.next(m));
   });
@@ -102,7 +108,7 @@ async function scenario(flags: Flags): Promise<void> {
   let received = 0;
   const started = performance.now();
   await new Promise<void>((resolve, reject) => {
-    connect({ host: B, port: PORT, scheduler, socketFactory: factory(A), ...protocol })
+    connect({ host: B, port: PORT, scheduler, socketFactory: factory(A), ...protocol, ...connectSecure })
       .pipe(
         switchMap((conn) => {
           const t0 = performance.now();
