@@ -4,11 +4,12 @@
  * which worker served it. Where ports cannot be shared (Node 20), the cluster must refuse with
  * ReusePortUnsupportedError instead of running on one core.
  */
+import { createSocket } from 'node:dgram';
 import { join } from 'node:path';
 import { firstValueFrom, lastValueFrom, map, take, toArray, type Subscription } from 'rxjs';
 import { ConnectionTimeoutError, open, type Connection, type DatagramSocket, type SocketFactory } from '../../lib/index';
 import { udpSocketFactory } from '../../lib/node/udp-socket';
-import { listenCluster, ReusePortUnsupportedError, type Cluster, type WorkerExit } from '../../lib/cluster/index';
+import { ClusterError, listenCluster, ReusePortUnsupportedError, type Cluster, type WorkerExit } from '../../lib/cluster/index';
 import { reusePortUnavailable } from '../../lib/node/reuse-port';
 import { ensureBuilt } from '../hardening/helpers';
 import { within } from '../integration/helpers';
@@ -152,6 +153,24 @@ if (!canShare) {
     const stats = await cluster.stats();
     expect(stats.workers.map((w) => w.index)).toEqual([1 - victim]);
     expect(stats.connections).toBe(survivors.length);
+  });
+
+  test('a port held by a socket that does not share it: ClusterError from the first worker, with the hint', async () => {
+    const holder = createSocket('udp4');
+    await new Promise<void>((resolve) => holder.bind(0, HOST, resolve));
+    try {
+      const error = await firstValueFrom(listenCluster({ worker: WORKER, workers: 2, host: HOST, port: holder.address().port, execArgv: [] })).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ClusterError);
+      expect(error).toMatchObject({ workerIndex: 0, message: expect.stringMatching(/^worker 0 could not listen: .*EADDRINUSE.*held by a socket that does not share it/) });
+    } finally {
+      holder.close();
+    }
+  });
+
+  test('a worker module that cannot run: ClusterError saying it exited before it listened', async () => {
+    const error = await firstValueFrom(listenCluster({ worker: join(__dirname, 'no-such-worker.js'), workers: 2, host: HOST, execArgv: [], startTimeout: 20_000 })).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ClusterError);
+    expect((error as Error).message).toMatch(/^worker 0 \(.*no-such-worker\.js\) exited with code 1 before it listened: run it alone to see why$/);
   });
 
   test('close(): each worker closes its connections (CLOSE reason 4, peer shutting down) and exits', async () => {
