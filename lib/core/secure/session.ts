@@ -34,6 +34,13 @@ class KeySchedule {
     return undefined;
   }
 
+  /** The key to send `counter` with: the sender's counter only grows, so it moves on at each epoch boundary. */
+  sendingKey(counter: number): Buffer {
+    const epoch = Math.floor(counter / this.interval);
+    if (epoch !== this.epoch) this.reached(epoch, rekey(this.key));
+    return this.key;
+  }
+
   /** A packet of `epoch` authenticated: move to it if it is the next one. */
   reached(epoch: number, key: Buffer): void {
     if (epoch !== this.epoch + 1) return;
@@ -77,8 +84,7 @@ export class SecureSession {
     const counter = this.sendCounter;
     if (counter >= MAX_COUNTER) return undefined;
     this.sendCounter++;
-    const { key, epoch } = this.sendKeys.keyFor(counter)!;
-    this.sendKeys.reached(epoch, key);
+    const key = this.sendKeys.sendingKey(counter);
     const out = Buffer.allocUnsafe(SEALED_HEADER_SIZE + plain.length - HEADER_SIZE + 1 + TAG_SIZE);
     out[0] = PROTOCOL_VERSION;
     out[1] = SEALED_TYPE;
