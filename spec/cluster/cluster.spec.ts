@@ -132,7 +132,7 @@ if (!canShare) {
   test("a worker's crash ends only its connections (ConnectionTimeoutError); the others keep working", async () => {
     const cluster = await startCluster(2);
     const exits = firstValueFrom(cluster.exits$);
-    const served = await Promise.all(Array.from({ length: 24 }, () => openTagged(cluster.address.port, { pingInterval: 100, pingPacketCount: 3 })));
+    const served = await Promise.all(Array.from({ length: 24 }, () => openTagged(cluster.address.port, { pingInterval: 250, pingPacketCount: 3 })));
     const victim = served[0]!.worker;
     const doomed = served.filter((s) => s.worker === victim);
     const survivors = served.filter((s) => s.worker !== victim);
