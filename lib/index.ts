@@ -1,7 +1,7 @@
 /** rx-rudp: reliable messages over UDP, with RxJS streams. */
 export { listen, type ListenOptions, type SecureListenOptions } from './api/listen';
 export { connect, type ConnectOptions, type SecureConnectOptions } from './api/connect';
-export type { ConnectAttempt } from './core/listener';
+export type { ConnectAttempt } from './core/authorize';
 export { generateKeyPair } from './api/keys';
 export { open } from './api/open';
 export type { Connection, ConnectionEvent, ConnectionState, CloseInfo, ReceiveOptions, RemoteAddress } from './core/connection';

@@ -1,4 +1,5 @@
-import { Observable, from, type ObservableInput, type SchedulerLike, type Subscription } from 'rxjs';
+import { Observable, type SchedulerLike, type Subscription } from 'rxjs';
+import { askAuthorize, type Authorize } from './authorize';
 import { CloseReason, isDecodeError, PacketType, type ConnectAckPacket, type ConnectPacket, type Packet } from '../wire/packet';
 import { ConnectionCore } from './connection';
 import { Deadline } from './deadline';
@@ -7,7 +8,7 @@ import { asFailure, describeFailure } from './close';
 import { ConnectionClosedError } from './errors';
 import { answerOffer, type Extension } from './extensions';
 import { MemoryAccount, MemoryBudget } from './memory-budget';
-import { readSecureConnect, type SecureListenerConfig } from './secure/listener-handshake';
+import { HandshakeRate, readSecureConnect, type SecureListenerConfig } from './secure/listener-handshake';
 import { RetryTokens } from './secure/retry-token';
 import type { SecureSession } from './secure/session';
 import { connectionIdOf, SEALED_OVERHEAD, SEALED_TYPE, SECURE_EXTENSION_ID, typeOf } from '../wire/secure';
@@ -27,18 +28,10 @@ export interface ListenerConfig {
   /** Encryption (docs/protocol.md §13.1); absent: plain version 1 only (offers of it are declined). */
   readonly secure?: SecureListenerConfig;
   /** Decides each new connection attempt; a refusal is answered with CLOSE reason 5, "not authorized". */
-  readonly authorize?: (attempt: ConnectAttempt) => boolean | ObservableInput<boolean>;
+  readonly authorize?: Authorize;
   /** Test hook: first seq/batch of every connection. */
   readonly initialSeq?: number;
   readonly initialBatch?: number;
-}
-
-/** What `authorize` is told of a connection attempt. */
-export interface ConnectAttempt {
-  readonly address: string;
-  readonly port: number;
-  /** The starter offered encryption, and its handshake authenticated. */
-  readonly secure: boolean;
 }
 
 interface Live {
@@ -99,16 +92,7 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
     const live = new Map<number, Live>();
     let halfOpen = 0;
     const tokens = new RetryTokens();
-    /** Handshakes attempted in the current second (for the 'auto' retry mode). */
-    const handshakes = { second: -1, count: 0 };
-    const recentHandshakes = (now: number): number => {
-      const second = Math.floor(now / 1000);
-      if (second !== handshakes.second) {
-        handshakes.second = second;
-        handshakes.count = 0;
-      }
-      return handshakes.count;
-    };
+    const handshakes = new HandshakeRate();
     /** Attempts waiting for an asynchronous `authorize`, by id: duplicates of their CONNECT are ignored meanwhile. */
     const deciding = new Map<number, Subscription>();
     const memory = new MemoryBudget(config.maxMemory, largestClaim(options), (used) => (stats.memoryInUse = used));
@@ -154,7 +138,7 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
       let secure: Extract<ReturnType<typeof readSecureConnect>, { kind: 'secure' }> | undefined;
       if (config.secure !== undefined) {
         const now = scheduler.now();
-        const decision = readSecureConnect(config.secure, tokens, connect, bytes, { address, port, now, halfOpen, recentHandshakes: recentHandshakes(now) });
+        const decision = readSecureConnect(config.secure, tokens, connect, bytes, { address, port, now, halfOpen, recentHandshakes: handshakes.inSecond(now) });
         if (decision.kind === 'secure' || (decision.kind === 'refuse' && decision.reason !== CloseReason.TooManyConnections)) handshakes.count++;
         switch (decision.kind) {
           case 'drop':
@@ -171,40 +155,13 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
         }
       }
       if (config.authorize === undefined) return create(connect, size, address, port, secure);
-      let verdict: boolean | ObservableInput<boolean>;
-      try {
-        verdict = config.authorize({ address, port, secure: secure !== undefined });
-      } catch {
-        return refuse(id, CloseReason.TooManyConnections, 'not authorized (authorize failed)', address, port, size);
-      }
-      const decide = (allowed: boolean): void => {
+      // Nothing is kept for the attempt until the answer comes; resent CONNECTs meanwhile ask nothing again.
+      const pending = askAuthorize(config.authorize, { address, port, secure: secure !== undefined }, (allowed) => {
+        deciding.delete(id);
         if (allowed) create(connect, size, address, port, secure);
         else refuse(id, CloseReason.TooManyConnections, 'not authorized', address, port, size);
-      };
-      if (typeof verdict === 'boolean') return decide(verdict);
-      // An asynchronous answer: nothing is created until it comes; a failed one refuses.
-      let settled = false;
-      const pending = from(verdict).subscribe({
-        next: (allowed) => {
-          if (settled) return;
-          settled = true;
-          deciding.delete(id);
-          pending?.unsubscribe();
-          decide(allowed === true);
-        },
-        error: () => {
-          settled = true;
-          deciding.delete(id);
-          decide(false);
-        },
-        complete: () => {
-          if (settled) return;
-          settled = true;
-          deciding.delete(id);
-          decide(false);
-        },
       });
-      if (!settled) deciding.set(id, pending);
+      if (pending !== undefined) deciding.set(id, pending);
     };
 
     const create = (connect: ConnectPacket, size: number, address: string, port: number, secure: Extract<ReturnType<typeof readSecureConnect>, { kind: 'secure' }> | undefined): void => {

@@ -26,6 +26,21 @@ export const RETRY_AFTER = 64;
 /** A CONNECT offering encryption is at least this long, so that the CONNECT_ACK with its answer (76 bytes) never outgrows it. */
 export const SECURE_CONNECT_MIN_SIZE = 128;
 
+/** Handshakes attempted in the current second of the listener's clock (for 'auto' retry). */
+export class HandshakeRate {
+  private second = -1;
+  count = 0;
+
+  inSecond(now: number): number {
+    const second = Math.floor(now / 1000);
+    if (second !== this.second) {
+      this.second = second;
+      this.count = 0;
+    }
+    return this.count;
+  }
+}
+
 export type SecureDecision =
   /** No offer, and plain starters are served. */
   | { readonly kind: 'plain' }
