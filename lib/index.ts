@@ -4,7 +4,7 @@ export { connect, type ConnectOptions, type SecureConnectOptions } from './api/c
 export type { ConnectAttempt } from './core/authorize';
 export { generateKeyPair } from './api/keys';
 export { open } from './api/open';
-export type { Connection, ConnectionEvent, ConnectionState, CloseInfo, ReceiveOptions, RemoteAddress } from './core/connection';
+export type { Channel, ChannelOptions, Connection, ConnectionEvent, ConnectionState, CloseInfo, ReceiveOptions, RemoteAddress, SendOptions } from './core/connection';
 export type { ConnectionStats, ConnectionCounters } from './core/stats';
 export type { EndpointStats } from './core/endpoint';
 export { DEFAULTS, type ProtocolOptions } from './core/options';
@@ -21,6 +21,7 @@ export {
   SendBufferFullError,
   HandshakeError,
 } from './core/errors';
+export { ChannelsUnsupportedError, MessageExpiredError } from './core/channels/errors';
 export { CloseReason } from './wire/packet';
 export { realTimeScheduler } from './node/scheduler';
 export { ReusePortUnsupportedError } from './node/reuse-port';

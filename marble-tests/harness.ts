@@ -1,12 +1,13 @@
 import { Observable, ReplaySubject, type SchedulerLike } from 'rxjs';
 import { ConnectionCore, type ConnectionParams } from '../lib/core/connection';
 import { resolveProtocolOptions, type ProtocolOptions } from '../lib/core/options';
+import { ChannelPacketType } from '../lib/wire/channels';
 import { encode } from '../lib/wire/codec';
 import { PacketType, type Packet, type SeqRange } from '../lib/wire/packet';
 
 export const ID = 0x1234;
 
-/** A short, readable name for a packet, for marble values: D3 = DATA seq 3, A4 = DATA_ACK cumulative 4, R1-2 = REPEAT 1..2. */
+/** A short, readable name for a packet, for marble values: D3 = DATA seq 3, A4 = DATA_ACK cumulative 4, R1-2 = REPEAT 1..2, D5@2 = CHANNEL_DATA seq 5 on channel 2, K6@2 = ABANDON seq 6. */
 export function describe(p: Packet): string {
   const ranges = (rs: readonly SeqRange[]): string => rs.map((r) => (r.start === r.end ? `${r.start}` : `${r.start}-${r.end}`)).join(',');
   switch (p.type) {
@@ -28,6 +29,10 @@ export function describe(p: Packet): string {
       return 'CONNECT';
     case PacketType.ConnectAck:
       return 'CONNECT_ACK';
+    case ChannelPacketType.ChannelData:
+      return `D${p.seq}@${p.channel}`;
+    case ChannelPacketType.Abandon:
+      return `K${p.seq}@${p.channel}`;
   }
 }
 

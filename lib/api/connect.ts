@@ -13,6 +13,7 @@ import { realTimeScheduler } from '../node/scheduler';
 import { resolveHost } from '../node/resolve';
 import { udpSocketFactory } from '../node/udp-socket';
 import { PublicConnection } from './public-connection';
+import { channelsExtension } from '../core/channels/extension';
 
 export interface ConnectOptions extends ProtocolOptions {
   /** The listener's host name or address. */
@@ -25,6 +26,12 @@ export interface ConnectOptions extends ProtocolOptions {
   localPort?: number;
   /** Transport seam: how sockets are opened. Default: node:dgram. */
   socketFactory?: SocketFactory;
+  /**
+   * Offer (or accept) the "channels" extension (docs/protocol.md §13.2), so that `channel(id)`
+   * works for ids 1..255: separately ordered streams, unordered delivery, ttl and priorities.
+   * Both sides must enable it; with a peer that did not, only channel 0 works. Default false.
+   */
+  channels?: boolean;
   /**
    * Encrypt and authenticate the connection (docs/protocol.md §13.1): only the holder of the
    * listener's private key can answer, and every packet is sealed. Required once set: a listener
@@ -84,7 +91,7 @@ export function connectWithTestHooks(options: ConnectOptions, hooks: ConnectTest
           peer: { address: remote.address, port },
         }),
         (socket) =>
-          openConnection(socket, { address: remote.address, port, options: protocol, scheduler, stats: emptyEndpointStats(), ...(secure === undefined ? {} : { secure }), ...starterHooks }),
+          openConnection(socket, { address: remote.address, port, options: protocol, scheduler, stats: emptyEndpointStats(), ...(secure === undefined ? {} : { secure }), ...(options.channels === true ? { extensions: [channelsExtension] } : {}), ...starterHooks }),
       ),
     ),
     map((core): Connection => new PublicConnection(core)),

@@ -15,6 +15,7 @@ import { realTimeScheduler } from '../node/scheduler';
 import { udpSocketFactory } from '../node/udp-socket';
 import { resolveHost } from '../node/resolve';
 import { PublicConnection } from './public-connection';
+import { channelsExtension } from '../core/channels/extension';
 
 export interface ListenOptions extends ProtocolOptions {
   /** Local port; 0 (the default) picks a free one: learn it from `onListening`. */
@@ -51,6 +52,12 @@ export interface ListenOptions extends ProtocolOptions {
    * `rx-rudp/cluster` runs such a group for you.
    */
   reusePort?: boolean;
+  /**
+   * Offer (or accept) the "channels" extension (docs/protocol.md §13.2), so that `channel(id)`
+   * works for ids 1..255: separately ordered streams, unordered delivery, ttl and priorities.
+   * Both sides must enable it; with a peer that did not, only channel 0 works. Default false.
+   */
+  channels?: boolean;
 }
 
 const DEFAULT_MAX_MEMORY = 256 * 1024 * 1024;
@@ -117,7 +124,7 @@ export function listenWithTestHooks(options: ListenOptions, hooks: ListenTestHoo
           ...(options.authorize === undefined ? {} : { authorize: options.authorize }),
           ...(hooks.initialSeq === undefined ? {} : { initialSeq: hooks.initialSeq }),
           ...(hooks.initialBatch === undefined ? {} : { initialBatch: hooks.initialBatch }),
-         
+          ...(options.channels === true ? { extensions: [channelsExtension] } : {}),
         });
       }),
     ),

@@ -1,5 +1,5 @@
 import type { Observable, ObservableInput, Subject } from 'rxjs';
-import type { CloseInfo, Connection, ConnectionEvent, ConnectionState, ConnectionCore, ReceiveOptions, RemoteAddress } from '../core/connection';
+import type { Channel, ChannelOptions, CloseInfo, Connection, ConnectionEvent, ConnectionState, ConnectionCore, ReceiveOptions, RemoteAddress } from '../core/connection';
 import type { ConnectionStats } from '../core/stats';
 
 /**
@@ -81,6 +81,10 @@ export class PublicConnection implements Connection {
 
   close(): void {
     this.#core.close();
+  }
+
+  channel(id: number, options?: ChannelOptions): Channel {
+    return this.#core.channel(id, options);
   }
 }
 

@@ -82,6 +82,55 @@ export interface Connection {
   readonly stats: ConnectionStats;
   /** Closes now (CLOSE reason 0): unsent and unacknowledged data is dropped, as PROTOCOL.md §8 says. */
   close(): void;
+  /**
+   * Channel `id` of this connection: its own ordered (or unordered) stream of messages, so that a
+   * loss on one channel delays no message of another. Channel 0 is the connection's own
+   * `messages$`/`send$`; ids 1..255 need a peer that negotiated channels (`channels: true` on
+   * both `listen()` and `connect()`), else this throws ChannelsUnsupportedError. The first call
+   * for an id sets its options; later calls return the same channel (InvalidOptionError if they
+   * ask for other options). Both sides may send on a channel; a channel the peer sends on before
+   * this side opened it holds its messages for the first subscriber.
+   */
+  channel(id: number, options?: ChannelOptions): Channel;
+}
+
+/** How a channel sends (docs/streams.md, Channels). The receiving side delivers as each message's sender asked. */
+export interface ChannelOptions {
+  /** true (default): messages are delivered in the order sent; false: each as soon as it is whole (still reliable, unless it has a ttl). */
+  readonly ordered?: boolean;
+  /**
+   * Strict priority, an integer from -1000 to 1000, default 0 (channel 0's): a packet of a lower
+   * priority leaves only while no channel of a higher one has anything queued; channels of equal
+   * priority take turns packet by packet. Give bulk transfers a lower priority than control traffic.
+   */
+  readonly priority?: number;
+  /** Default `ttl` (ms, 1..65535) of the channel's messages: partial reliability. Default none (reliable). */
+  readonly ttl?: number;
+}
+
+export interface SendOptions {
+  /**
+   * ms, 1..65535: a message not acknowledged this long after send() queued it is abandoned (its
+   * `send()` errors with MessageExpiredError) and the peer skips it, so later messages are not held
+   * back; it is never delivered late. Unsubscribing before the acknowledgement abandons it too.
+   * Default: the channel's `ttl`.
+   */
+  readonly ttl?: number;
+}
+
+/** One channel of a connection (Connection.channel): the surface of the connection's own stream. */
+export interface Channel {
+  readonly id: number;
+  /** This channel's messages from the peer, once each (in order, unless the sender made them unordered); ends as the connection's `messages$`. */
+  readonly messages$: Observable<Uint8Array>;
+  /** As Connection.receive, for this channel's messages. */
+  receive<R>(handler: (message: Uint8Array) => ObservableInput<R>, options?: ReceiveOptions): Observable<R>;
+  /** Push messages to send on this channel (with its default ttl). Completing it ends nothing: close the connection for that. */
+  readonly send$: Subject<Uint8Array>;
+  /** As Connection.send, on this channel; with a ttl (its own or the channel's) it may end with MessageExpiredError. */
+  send(message: Uint8Array, options?: SendOptions): Observable<void>;
+  /** Bytes of this channel's messages queued or unacknowledged; replays the current value (0 and completes after the close). */
+  readonly bufferedBytes$: Observable<number>;
 }
 
 export interface ReceiveOptions {

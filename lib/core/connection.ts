@@ -3,8 +3,12 @@ import { encodedLength } from '../wire/codec';
 import { CloseReason, DATA_HEADER_SIZE, HEADER_SIZE, MAX_CLOSE_TEXT_BYTES, PacketType, type ClosePacket, type ConnectAckPacket, type Packet } from '../wire/packet';
 import { AddressValidation } from './address-validation';
 import { NewReno, type CongestionController } from './congestion';
-import type { CloseInfo, Connection, ConnectionEvent, ConnectionState, ReceiveOptions, RemoteAddress } from './connection-api';
-import { ConnectionClosedError, ConnectionTimeoutError, MessageTooLargeError, SendBufferFullError, type RudpError } from './errors';
+import { ConnectionChannel, DefaultChannel, resolveChannelOptions, sameOptions, type ChannelHost } from './channels/channel';
+import { ChannelsUnsupportedError } from './channels/errors';
+import { negotiatedMaxChannel } from './channels/extension';
+import { sendChannel } from './channels/send-queues';
+import type { Channel, ChannelOptions, CloseInfo, Connection, ConnectionEvent, ConnectionState, ReceiveOptions, RemoteAddress } from './connection-api';
+import { ConnectionClosedError, ConnectionTimeoutError, InvalidOptionError, MessageTooLargeError, SendBufferFullError, type RudpError } from './errors';
 import { NO_EXTENSIONS, type NegotiatedExtensions } from './extensions';
 import { Inbox } from './inbox';
 import { MemoryAccount, UNBOUNDED } from './memory-budget';
@@ -22,9 +26,16 @@ import { Receiver } from './receiver';
 import { REDUNDANCY_MEMORY_MS, REDUNDANT_PACKET_MAX_SIZE, SmallPacketRedundancy } from './redundancy';
 import { RttEstimator } from './rtt';
 import { Sender, type OutgoingMessage } from './sender';
+import type { SendChannel } from './channels/send-queues';
 import { emptyCounters, type ConnectionCounters, type ConnectionStats } from './stats';
 
-export type { CloseInfo, Connection, ConnectionEvent, ConnectionState, ReceiveOptions, RemoteAddress } from './connection-api';
+export type { Channel, ChannelOptions, CloseInfo, Connection, ConnectionEvent, ConnectionState, ReceiveOptions, RemoteAddress, SendOptions } from './connection-api';
+
+/** A channel's receive side (created when the peer first uses it) and, once opened here, its API. */
+interface ChannelSlot {
+  readonly inbox: Inbox;
+  api: ConnectionChannel | undefined;
+}
 
 export interface ConnectionParams {
   readonly id: number;
@@ -106,6 +117,14 @@ export class ConnectionCore implements Connection {
   private readonly subscriptions = new Subscription();
   private readonly transmitDatagram: (packet: Packet) => number;
   private readonly onClosed: ((info: CloseInfo) => void) | undefined;
+  /** Highest channel id negotiated; undefined without channels (only channel 0). */
+  private readonly maxChannel: number | undefined;
+  /** Channels other than 0 in use, created on first use (idle connections keep none). */
+  private channels: Map<number, ChannelSlot> | undefined;
+  /** Packets of messages delivered on channels other than 0 and not yet consumed: they close the one receive window too. */
+  private channelHeldPackets = 0;
+  private channelHost: ChannelHost | undefined;
+  private defaultChannel: DefaultChannel | undefined;
 
   constructor(params: ConnectionParams) {
     const { options, scheduler } = params;
@@ -130,8 +149,16 @@ export class ConnectionCore implements Connection {
       this.receiver.released(bytes);
       this.windowReopened();
     }));
+    const maxChannel = (this.maxChannel = negotiatedMaxChannel(this.extensions));
     const receiver = (this.receiver = new Receiver(
-      { receiveWindow: options.receiveWindow, maxMessageSize: options.maxMessageSize, payloadSize, heldPackets: () => inbox.heldPackets, memory },
+      {
+        receiveWindow: options.receiveWindow,
+        maxMessageSize: options.maxMessageSize,
+        payloadSize,
+        heldPackets: () => inbox.heldPackets + this.channelHeldPackets,
+        memory,
+        ...(maxChannel === undefined ? {} : { channels: { maxChannel, deliver: (channel: number, message: Uint8Array, packets: number) => this.deliverOnChannel(channel, message, packets) } }),
+      },
       (message, packets) => {
         this.counters.messagesReceived++;
         inbox.push(message, packets);
@@ -141,6 +168,7 @@ export class ConnectionCore implements Connection {
     ));
 
     const { routes, counters, id: connectionId } = this;
+    routes.channels = maxChannel !== undefined;
     // Each DATA arrival feeds two pipelines: acknowledge (with the greeting and window updates) and repeat requests.
     const ackTriggers$ = this.ackTriggers$;
     const arrivals$ = new Route<Arrival>();
@@ -247,6 +275,28 @@ export class ConnectionCore implements Connection {
     return free >= own ? own : Math.min(own, this.sender.bufferedBytes + Math.max(0, free));
   }
 
+  channel(id: number, options?: ChannelOptions): Channel {
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id > 65535) throw new InvalidOptionError('channel', id, 'an integer channel id from 0');
+    if (id === 0) {
+      if (options !== undefined && !sameOptions(resolveChannelOptions(options), CHANNEL_ZERO)) {
+        throw new InvalidOptionError('channel 0 options', JSON.stringify(options), 'none: channel 0 is the connection\'s own stream (ordered, reliable, priority 0); open another channel for other options');
+      }
+      return (this.defaultChannel ??= new DefaultChannel(this));
+    }
+    if (this.maxChannel === undefined) throw new ChannelsUnsupportedError(id);
+    if (id > this.maxChannel) throw new InvalidOptionError('channel', id, `an integer from 0 to ${this.maxChannel} (the highest channel this connection negotiated)`);
+    const resolved = resolveChannelOptions(options ?? {});
+    const slot = this.channelSlot(id);
+    if (slot.api !== undefined) {
+      if (options !== undefined && !sameOptions(resolved, slot.api.options)) {
+        throw new InvalidOptionError(`channel ${id} options`, JSON.stringify(options), `those it was opened with (${JSON.stringify(slot.api.options)}), or none`);
+      }
+      return slot.api;
+    }
+    const sending = sendChannel(id, { priority: resolved.priority, unordered: !resolved.ordered });
+    return (slot.api = new ConnectionChannel(id, resolved, sending, slot.inbox, (this.channelHost ??= this.makeChannelHost())));
+  }
+
   send(message: Uint8Array): Observable<void> {
     return new Observable<void>((subscriber) => {
       const queued = this.enqueue(message, subscriber);
@@ -291,7 +341,7 @@ export class ConnectionCore implements Connection {
       this.unblocked$.next(); // send what the budget held back
       if (this.closeInfo !== undefined) return;
     }
-    this.routes.route(packet);
+    if (!this.routes.route(packet)) this.counters.droppedDatagrams++; // an extension packet this connection did not negotiate
   }
 
   /**
@@ -322,8 +372,73 @@ export class ConnectionCore implements Connection {
     this.counters.droppedDatagrams++;
   }
 
+  /** The channel's state, created when first used by either side. */
+  private channelSlot(id: number): ChannelSlot {
+    const channels = (this.channels ??= new Map());
+    let slot = channels.get(id);
+    if (slot === undefined) {
+      const inbox = new Inbox((packets, bytes) => {
+        this.channelHeldPackets -= packets;
+        this.receiver.released(bytes);
+        this.windowReopened();
+      });
+      if (this.closeInfo !== undefined) inbox.end(this.closeInfo.error);
+      channels.set(id, (slot = { inbox, api: undefined }));
+    }
+    return slot;
+  }
+
+  /** A whole message from the receiver's channel lanes. */
+  private deliverOnChannel(channel: number, message: Uint8Array, packets: number): void {
+    this.counters.messagesReceived++;
+    if (channel === 0) return this.inbox.push(message, packets);
+    this.channelHeldPackets += packets;
+    this.channelSlot(channel).inbox.push(message, packets);
+  }
+
+  private makeChannelHost(): ChannelHost {
+    return {
+      enqueue: (message, waiter, channel, ttl) => this.enqueue(message, waiter, channel, ttl),
+      cancel: (queued) => {
+        if (this.closeInfo !== undefined) return;
+        // A message with a ttl may be given up on even after it started: the peer is told to skip it.
+        if (this.sender.withdraw(queued) || (queued.ttl > 0 && this.sender.abandon(queued, this.scheduler.now()))) {
+          this.bufferedChanged(this.sender.bufferedBytes);
+          this.queued$.next(); // an abandoned message may still owe the peer an ABANDON
+        }
+      },
+      buffered: (channel) =>
+        new Observable<number>((subscriber) => {
+          if (this.closeInfo !== undefined) {
+            subscriber.next(0);
+            subscriber.complete();
+            return undefined;
+          }
+          subscriber.next(channel.sending.bufferedBytes);
+          return channel.buffered$.subscribe(subscriber);
+        }),
+      sendAborted: (error) => this.end(localClose(CloseReason.ShuttingDown, 'sender aborted', sendAborted(error))),
+    };
+  }
+
+  /** Tells each open channel whose buffered bytes changed. */
+  private channelsBufferedChanged(): void {
+    const channels = this.channels;
+    if (channels === undefined) return;
+    for (const { api } of channels.values()) {
+      if (api === undefined || api.lastBuffered === api.sending.bufferedBytes) continue;
+      api.lastBuffered = api.sending.bufferedBytes;
+      api.buffered$.next(api.lastBuffered);
+    }
+  }
+
   /** Queues a message from send$ (no `waiter`) or send() (its subscriber); undefined when it was refused. */
-  private enqueue(message: Uint8Array, waiter: { complete(): void; error(error: unknown): void } | undefined): OutgoingMessage | undefined {
+  private enqueue(
+    message: Uint8Array,
+    waiter: { complete(): void; error(error: unknown): void } | undefined,
+    channel: SendChannel = this.sender.defaultChannel,
+    ttl = 0,
+  ): OutgoingMessage | undefined {
     if (this.closeInfo !== undefined || this.state === 'closing') {
       if (waiter !== undefined) waiter.error(this.closeInfo ? closedError(this.closeInfo) : new ConnectionClosedError('send$ already completed: the connection is closing'));
       else if (this.closeInfo !== undefined) {
@@ -353,6 +468,9 @@ export class ConnectionCore implements Connection {
         message,
         waiter && (() => waiter.complete()),
         waiter && ((error) => waiter.error(error)),
+        channel,
+        ttl,
+        this.scheduler.now(),
       );
     } catch (e) {
       this.bufferedChanged(this.sender.bufferedBytes);
@@ -363,6 +481,7 @@ export class ConnectionCore implements Connection {
     }
     this.counters.messagesSent++;
     this.bufferedSubject.next(this.sender.bufferedBytes);
+    if (channel.id !== 0) this.channelsBufferedChanged();
     this.queued$.next();
     return queued;
   }
@@ -374,6 +493,7 @@ export class ConnectionCore implements Connection {
       this.sendClaimed = bytes;
     }
     this.bufferedSubject.next(bytes);
+    this.channelsBufferedChanged();
   }
 
   /** There is room again for data turned away: ask for it at once (REPEAT) rather than wait out the peer's backed-off timers. */
@@ -453,6 +573,13 @@ export class ConnectionCore implements Connection {
     // direct$ only completes: its datagrams were never promised, and the reason is on messages$ and closed$.
     this.directSubject.complete();
     this.inbox.end(error);
+    if (this.channels !== undefined) {
+      for (const { inbox, api } of this.channels.values()) {
+        inbox.end(error);
+        api?.buffered$.next(0);
+        api?.buffered$.complete();
+      }
+    }
     this.onClosed?.(info);
   }
 
@@ -466,6 +593,9 @@ export class ConnectionCore implements Connection {
     });
   }
 }
+
+/** Channel 0's options: the connection's own stream. */
+const CHANNEL_ZERO = resolveChannelOptions({});
 
 function closedError(info: CloseInfo): RudpError {
   if (info.error !== undefined) return info.error;

@@ -1,7 +1,7 @@
-import type { DataPacket, SeqRange } from '../wire/packet';
-import { MAX_RANGES } from '../wire/packet';
+import { MAX_RANGES, PacketType, type DataPacket, type SeqRange } from '../wire/packet';
 import { seqAdd, seqDiff } from '../wire/serial';
 import { MemoryAccount, UNBOUNDED } from './memory-budget';
+import { ChannelLanes, LaneOutcome, type LanePacket } from './channels/lanes';
 
 /**
  * A block of packets received beyond the cumulative point, with the state of the gap just below
@@ -34,6 +34,15 @@ export interface ReassemblyLimits {
   readonly payloadSize: number;
   /** Where received bytes are claimed (a listener's maxMemory); default unbounded. */
   readonly memory?: MemoryAccount;
+  /**
+   * Set on a connection that negotiated channels: every new packet goes at once to its channel's
+   * reassembly (channels/lanes.ts), whatever its seq, and whole messages to `deliver` with their
+   * channel; this receiver then only tracks seqs (acks, window, repeats).
+   */
+  readonly channels?: {
+    readonly maxChannel: number;
+    readonly deliver: (channel: number, message: Uint8Array, packets: number) => void;
+  };
 }
 
 /** Why the peer's data cannot be accepted; the connection closes with `closeReason`. */
@@ -44,6 +53,8 @@ export interface Violation {
 
 const REORDER_THRESHOLD = 3;
 const NO_RANGES: readonly SeqRange[] = [];
+/** What a channels connection stores at a seq received beyond the cumulative point: only that it came. */
+const RECEIVED = {} as DataPacket;
 
 /**
  * The receiving half of a connection (PROTOCOL.md §4–§6): accepts DATA inside the receive window,
@@ -76,6 +87,8 @@ export class Receiver {
   private claimed = 0;
   /** Honest traffic never claims more (two whole messages, two windows): a peer cannot take a listener's whole budget alone. */
   private readonly maxClaimed: number;
+  /** Per-channel reassembly, on a connection that negotiated channels. */
+  readonly lanes: ChannelLanes | undefined;
 
   /** Whole messages handed to `deliver` so far. */
   messagesDelivered = 0;
@@ -97,6 +110,17 @@ export class Receiver {
     this.mask = capacity - 1;
     this.memory = limits.memory ?? new MemoryAccount(UNBOUNDED());
     this.maxClaimed = 2 * (limits.maxMessageSize + limits.payloadSize) + 2 * limits.receiveWindow * limits.payloadSize;
+    const channels = limits.channels;
+    if (channels !== undefined) {
+      this.lanes = new ChannelLanes(
+        { maxChannel: channels.maxChannel, receiveWindow: limits.receiveWindow, maxMessageSize: limits.maxMessageSize, payloadSize: limits.payloadSize, initialBatch },
+        { claim: (bytes, inOrder) => this.claim(bytes, inOrder), release: (bytes) => this.released(bytes) },
+        (channel, message, packets) => {
+          this.messagesDelivered++;
+          channels.deliver(channel, message, packets);
+        },
+      );
+    }
   }
 
   /**
@@ -126,12 +150,18 @@ export class Receiver {
     return this.blocks.length > 0;
   }
 
-  onData(packet: DataPacket, now: number): DataOutcome {
+  onData(packet: LanePacket, now: number): DataOutcome {
     const offset = seqDiff(packet.seq, this.cumulative);
     if (offset >= 2 ** 31) return DataOutcome.Duplicate;
     if (offset >= this.window) {
       if (offset < this.limits.receiveWindow) this.turnedAway(packet.seq);
       return DataOutcome.OutsideWindow;
+    }
+    if (this.lanes !== undefined) return this.onLaneData(packet, offset, now, this.lanes);
+    if (packet.type !== PacketType.Data) {
+      // The route drops channel packets on a connection without channels; this only guards the state.
+      this.violate(2, `packet type ${packet.type} on a connection without channels`);
+      return DataOutcome.Violation;
     }
     if (offset === 0) {
       if (!this.claimFor(packet, true)) return this.noMemory(packet.seq);
@@ -146,6 +176,41 @@ export class Receiver {
     store[slot] = packet;
     this.arrivals++;
     this.insertBlock(packet.seq, now);
+    return DataOutcome.New;
+  }
+
+  /**
+   * A channels connection: the seq is new and inside the window. The packet goes to its channel
+   * at once (messages are delivered after the seq state is updated: a delivery may close the
+   * connection); the store keeps only that the seq came.
+   */
+  private onLaneData(packet: LanePacket, offset: number, now: number, lanes: ChannelLanes): DataOutcome {
+    const slot = packet.seq & this.mask;
+    if (offset !== 0 && this.store?.[slot] !== undefined) return DataOutcome.Duplicate;
+    switch (lanes.accept(packet, now, offset === 0)) {
+      case LaneOutcome.NoMemory:
+        return this.noMemory(packet.seq);
+      case LaneOutcome.Violation:
+        this.violation = lanes.violation;
+        return DataOutcome.Violation;
+    }
+    this.arrivals++;
+    if (offset === 0) {
+      this.cumulative = seqAdd(this.cumulative, 1);
+      const first = this.blocks[0];
+      if (first !== undefined && first.start === this.cumulative) {
+        this.blocks.shift();
+        for (let seq = first.start; ; seq = seqAdd(seq, 1)) {
+          this.store![seq & this.mask] = undefined;
+          if (seq === first.end) break;
+        }
+        this.cumulative = seqAdd(first.end, 1);
+      }
+    } else {
+      (this.store ??= new Array<DataPacket | undefined>(this.mask + 1))[slot] = RECEIVED;
+      this.insertBlock(packet.seq, now);
+    }
+    lanes.flush();
     return DataOutcome.New;
   }
 
@@ -223,6 +288,7 @@ export class Receiver {
 
   /** Releases buffered packets (the connection closed; the connection's memory account gives back its claims). */
   clear(): void {
+    this.lanes?.clear();
     this.claims = undefined;
     this.store = undefined;
     this.blocks.length = 0;

@@ -1,7 +1,10 @@
+import { ABANDON_SIZE, ChannelPacketType, MAX_TTL_MS, type AbandonPacket, type ChannelDataPacket } from '../wire/channels';
 import { DATA_HEADER_SIZE, PacketType, type DataAckPacket, type DataPacket, type SeqRange } from '../wire/packet';
 import { seqAdd, seqAfter, seqDiff } from '../wire/serial';
 import { fragment } from '../wire/fragment';
+import { SendQueues, sendChannel, type SendChannel } from './channels/send-queues';
 import type { CongestionController } from './congestion';
+import { MessageExpiredError } from './channels/errors';
 import type { RttEstimator } from './rtt';
 import type { SmallPacketRedundancy } from './redundancy';
 import type { ConnectionCounters } from './stats';
@@ -10,18 +13,47 @@ import type { ConnectionCounters } from './stats';
 export interface OutgoingMessage {
   readonly size: number;
   readonly payloads: Uint8Array[];
+  readonly channel: SendChannel;
   /** Assigned when its first packet leaves, so a message withdrawn before that leaves no hole in the batch numbers. */
   batch: number;
   /** A packet of it has left: it can no longer be withdrawn. */
   started: boolean;
+  /** Packets of it sent so far. */
+  sent: number;
   /** Packets of this message not yet acknowledged (counted once packetized). */
   unacked: number;
+  /** When the sender gives up on it (queued + ttl); Infinity for a message without a ttl. */
+  readonly deadline: number;
+  readonly ttl: number;
+  /** Given up on after it started: what is left of it goes out as ABANDON. */
+  abandoned: boolean;
+  /** Acknowledged, abandoned or withdrawn: nothing is owed to its waiter any more. */
+  settled: boolean;
   readonly onAcked: (() => void) | undefined;
   readonly onFailed: ((error: Error) => void) | undefined;
 }
 
-/** A DATA packet sent and not yet acknowledged; it is itself the packet handed to the encoder. */
-interface InFlight extends DataPacket {
+/** What the sender hands to the wire: DATA (channel 0), CHANNEL_DATA, or ABANDON in place of a packet given up on. */
+export type SentPacket = DataPacket | ChannelDataPacket | AbandonPacket;
+
+/**
+ * A packet sent and not yet acknowledged; it is itself the packet handed to the encoder (one
+ * object shape for all three types, no copy per send). Abandoning turns it into an ABANDON.
+ */
+interface InFlight {
+  type: typeof PacketType.Data | typeof ChannelPacketType.ChannelData | typeof ChannelPacketType.Abandon;
+  readonly connectionId: number;
+  readonly seq: number;
+  readonly batch: number;
+  readonly index: number;
+  readonly count: number;
+  payload: Uint8Array;
+  readonly channel: number;
+  readonly flags: number;
+  /** CHANNEL_DATA's ttl field: refreshed at each send. */
+  ttl: number;
+  /** Its size on the wire. */
+  size: number;
   readonly message: OutgoingMessage;
   lastSentAt: number;
   /** Where its timeout counts from: the last send, or the last timeout it could not be resent at. */
@@ -32,9 +64,17 @@ interface InFlight extends DataPacket {
 
 /** Where a sender's packets go: set by the retransmit pipeline while it runs. */
 export interface SenderSink {
-  transmit(packet: DataPacket): void;
+  transmit(packet: SentPacket): void;
   /** A packet sent again, and why (for `events$`). */
-  resent(packet: DataPacket, cause: 'timeout' | 'repeat'): void;
+  resent(packet: SentPacket, cause: 'timeout' | 'repeat'): void;
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** The ttl field for a packet of `message` sent at `now`: what is left of its ttl, at least 1 ms; 0 without one. */
+function ttlLeft(message: OutgoingMessage, now: number): number {
+  if (message.deadline === Infinity) return 0;
+  return Math.min(MAX_TTL_MS, Math.max(1, Math.ceil(message.deadline - now)));
 }
 
 const NO_SINK: SenderSink = { transmit: () => undefined, resent: () => undefined };
@@ -48,10 +88,12 @@ const NO_SINK: SenderSink = { transmit: () => undefined, resent: () => undefined
 export class Sender {
   sink: SenderSink = NO_SINK;
   private nextSeq: number;
-  private nextBatch: number;
-  private readonly queue: OutgoingMessage[] = [];
-  private queueHead = 0;
-  private fragmentIndex = 0;
+  /** Channel 0: the connection's own messages (plain DATA). */
+  readonly defaultChannel: SendChannel;
+  private readonly queues = new SendQueues();
+  /** Messages with a ttl not yet settled, and the earliest of their deadlines. */
+  private expiring: OutgoingMessage[] | undefined;
+  nextExpiry = Infinity;
   /** entries[head + i] holds seq `oldest + i`; undefined once acknowledged. */
   private entries: (InFlight | undefined)[] = [];
   private head = 0;
@@ -88,13 +130,13 @@ export class Sender {
     this.nextSeq = initialSeq;
     this.oldest = initialSeq;
     this.peerCumulative = initialSeq;
-    this.nextBatch = initialBatch;
+    this.defaultChannel = sendChannel(0, { initialBatch });
     this.peerWindow = peerReceiveWindow;
   }
 
   /** Nothing queued and nothing unacknowledged. */
   get idle(): boolean {
-    return this.unackedCount === 0 && this.queueHead === this.queue.length;
+    return this.unackedCount === 0 && this.queues.empty;
   }
 
   get inFlight(): number {
@@ -110,38 +152,124 @@ export class Sender {
   }
 
   /**
-   * Queues a message; `onAcked` runs once every packet of it is acknowledged, `onFailed` if the
-   * connection ends first. Throws RangeError when it needs more than 65535 packets.
+   * Queues a message on `channel` (default: channel 0); `onAcked` runs once every packet of it is
+   * acknowledged, `onFailed` if the connection ends first or, with a `ttl` (ms, on a channel other
+   * than 0), with MessageExpiredError when it is not acknowledged `ttl` ms after `now`.
+   * Throws RangeError when it needs more than 65535 packets.
    */
-  enqueue(message: Uint8Array, onAcked?: () => void, onFailed?: (error: Error) => void): OutgoingMessage {
-    const payloads = fragment(message, this.payloadSize + 18);
-    const queued: OutgoingMessage = { size: message.length, payloads, batch: 0, started: false, unacked: payloads.length, onAcked, onFailed };
-    this.queue.push(queued);
+  enqueue(
+    message: Uint8Array,
+    onAcked?: () => void,
+    onFailed?: (error: Error) => void,
+    channel: SendChannel = this.defaultChannel,
+    ttl = 0,
+    now = 0,
+  ): OutgoingMessage {
+    // fragment() sizes DATA payloads; a CHANNEL_DATA header is longer by the difference.
+    const payloads = fragment(message, this.payloadSize + 2 * DATA_HEADER_SIZE - channel.headerSize);
+    const deadline = ttl > 0 ? now + ttl : Infinity;
+    const queued: OutgoingMessage = {
+      size: message.length,
+      payloads,
+      channel,
+      batch: 0,
+      started: false,
+      sent: 0,
+      unacked: payloads.length,
+      deadline,
+      ttl,
+      abandoned: false,
+      settled: false,
+      onAcked,
+      onFailed,
+    };
+    this.queues.push(queued);
     this.bufferedBytes += message.length;
+    channel.bufferedBytes += message.length;
+    if (deadline !== Infinity) {
+      (this.expiring ??= []).push(queued);
+      if (deadline < this.nextExpiry) this.nextExpiry = deadline;
+    }
     return queued;
   }
 
   /** Withdraws a queued message none of whose packets has left; false (nothing changes) once one has. */
   withdraw(message: OutgoingMessage): boolean {
     // The usual case (a send() unsubscribed after its acknowledgement) costs no search.
-    if (message.started) return false;
-    const at = this.queue.indexOf(message, this.queueHead);
-    if (at === -1) return false;
-    this.queue.splice(at, 1);
-    this.bufferedBytes -= message.size;
+    if (message.started || message.settled) return false;
+    if (!this.queues.remove(message)) return false;
+    this.settleUnacknowledged(message);
     return true;
   }
 
+  /**
+   * Gives up on a message that is not acknowledged yet: before it started, it is taken out (no
+   * batch number is used); afterwards, its packets in flight become ABANDON (sent again at once)
+   * and, if some were never sent, one ABANDON goes out for the next of them, so the peer skips the
+   * batch. Its waiter is not told (the caller decides). False when it was already settled.
+   */
+  abandon(message: OutgoingMessage, now: number): boolean {
+    if (message.settled) return false;
+    if (!message.started) {
+      this.queues.remove(message);
+      this.settleUnacknowledged(message);
+      return true;
+    }
+    this.settleUnacknowledged(message);
+    message.abandoned = true; // still queued if not all its packets left: pump() sends its ABANDON
+    for (let i = this.head; i < this.entries.length; i++) {
+      const e = this.entries[i];
+      if (e === undefined || e.message !== message) continue;
+      this.bytesInFlight -= e.size - ABANDON_SIZE;
+      e.size = ABANDON_SIZE;
+      e.type = ChannelPacketType.Abandon;
+      e.payload = EMPTY;
+      if (!this.mayResend(e.seq)) continue;
+      this.resend(e, now, e.timeouts);
+    }
+    return true;
+  }
 
+  /** Abandons every message whose ttl ran out by `now`, and fails its waiter with MessageExpiredError. */
+  expire(now: number): void {
+    const expiring = this.expiring;
+    if (expiring === undefined || now < this.nextExpiry) return;
+    let kept = 0;
+    let next = Infinity;
+    const expired: OutgoingMessage[] = [];
+    for (const message of expiring) {
+      if (message.settled) continue;
+      if (message.deadline <= now) {
+        if (this.abandon(message, now)) expired.push(message);
+        continue;
+      }
+      if (message.deadline < next) next = message.deadline;
+      expiring[kept++] = message;
+    }
+    expiring.length = kept;
+    this.nextExpiry = next;
+    this.stats.messagesExpired += expired.length;
+    for (const message of expired) message.onFailed?.(new MessageExpiredError(message.channel.id, message.ttl, message.size));
+  }
+
+  private settleUnacknowledged(message: OutgoingMessage): void {
+    message.settled = true;
+    this.bufferedBytes -= message.size;
+    message.channel.bufferedBytes -= message.size;
+  }
 
   /** Sends new packets while both windows allow, and at most `byteBudget` bytes of them (address validation). */
   pump(now: number, byteBudget = Infinity): void {
-    while (this.queueHead < this.queue.length) {
-      const message = this.queue[this.queueHead]!;
+    const queues = this.queues;
+    for (;;) {
+      const message = queues.current();
+      if (message === undefined) return;
+      const channel = message.channel;
       const offset = seqDiff(this.nextSeq, this.peerCumulative);
       const zeroWindowProbe = this.peerWindow === 0 && offset === 0 && !this.probeSent;
-      const index = this.fragmentIndex;
-      const size = DATA_HEADER_SIZE + message.payloads[index]!.length;
+      const index = message.sent;
+      const abandoned = message.abandoned;
+      const size = abandoned ? ABANDON_SIZE : channel.headerSize + message.payloads[index]!.length;
       const congested = this.bytesInFlight > 0 && this.bytesInFlight + size > this.congestion.window;
       if (!zeroWindowProbe && (offset >= this.peerWindow || congested)) return;
       if (size > byteBudget) return;
@@ -149,40 +277,39 @@ export class Sender {
       if (zeroWindowProbe) this.probeSent = true;
       if (index === 0) {
         message.started = true;
-        message.batch = this.nextBatch;
-        this.nextBatch = seqAdd(this.nextBatch, 1);
+        message.batch = channel.nextBatch;
+        channel.nextBatch = seqAdd(channel.nextBatch, 1);
       }
       const entry: InFlight = {
-        type: PacketType.Data,
+        type: abandoned ? ChannelPacketType.Abandon : channel.packetType,
         connectionId: this.connectionId,
         seq: this.nextSeq,
         batch: message.batch,
         index,
         count: message.payloads.length,
-        payload: message.payloads[index]!,
+        payload: abandoned ? EMPTY : message.payloads[index]!,
+        channel: channel.id,
+        flags: channel.flags,
+        ttl: ttlLeft(message, now),
+        size,
         message,
         lastSentAt: now,
         timerFrom: now,
         transmissions: 1,
         timeouts: 0,
       };
-      if (++this.fragmentIndex === message.payloads.length) {
-        this.fragmentIndex = 0;
-        this.queue[this.queueHead++] = undefined as unknown as OutgoingMessage;
-        if (this.queueHead > 64 && this.queueHead * 2 > this.queue.length) {
-          this.queue.splice(0, this.queueHead);
-          this.queueHead = 0;
-        }
-      }
+      // One ABANDON stands for all the packets of an abandoned message that never left.
+      const finished = abandoned || ++message.sent === message.payloads.length;
+      queues.sent(finished);
       this.entries.push(entry);
       this.unackedCount++;
       this.bytesInFlight += size;
       this.nextSeq = seqAdd(this.nextSeq, 1);
       this.stats.dataPacketsSent++;
-      this.sink.transmit(entry);
-      if (this.queueHead === this.queue.length && this.redundancy?.duplicate(size, now)) {
+      this.sink.transmit(entry as SentPacket);
+      if (queues.empty && this.redundancy?.duplicate(size, now)) {
         this.stats.redundantSends++;
-        this.sink.transmit(entry);
+        this.sink.transmit(entry as SentPacket);
       }
     }
   }
@@ -268,11 +395,11 @@ export class Sender {
   /** Resends a packet known lost (REPEAT, or overtaken): at once, no back-off, twice if redundancy is on. */
   private resendLost(e: InFlight, now: number): void {
     this.resend(e, now, e.timeouts);
-    this.sink.resent(e, 'repeat');
+    this.sink.resent(e as SentPacket, 'repeat');
     // The peer is waiting on this one: a lost resend would cost another round trip.
-    if (this.redundancy?.duplicate(DATA_HEADER_SIZE + e.payload.length, now)) {
+    if (this.redundancy?.duplicate(e.size, now)) {
       this.stats.redundantSends++;
-      this.sink.transmit(e);
+      this.sink.transmit(e as SentPacket);
     }
   }
 
@@ -316,10 +443,10 @@ export class Sender {
     const persistent = earliest.timeouts > 0;
     if (this.mayResend(earliest.seq)) {
       this.resend(earliest, now, earliest.timeouts + 1);
-      this.sink.resent(earliest, 'timeout');
+      this.sink.resent(earliest as SentPacket, 'timeout');
       if (newest !== earliest && newest !== undefined && this.mayResend(newest.seq)) {
         this.resend(newest, now, newest.timeouts);
-        this.sink.resent(newest, 'timeout');
+        this.sink.resent(newest as SentPacket, 'timeout');
       }
     } else earliest.timerFrom = now; // outside the peer's window: wait another timeout
     // A first timeout is often spurious (the RTO sits close to the RTT by PROTOCOL.md §5's formula):
@@ -333,17 +460,21 @@ export class Sender {
     const unfinished = new Set<OutgoingMessage>();
     for (let i = this.head; i < this.entries.length; i++) {
       const e = this.entries[i];
-      if (e !== undefined) unfinished.add(e.message);
+      if (e !== undefined && !e.message.settled) unfinished.add(e.message);
     }
-    for (let i = this.queueHead; i < this.queue.length; i++) unfinished.add(this.queue[i]!);
+    for (const message of this.queues.drain()) if (!message.settled) unfinished.add(message);
     this.entries = [];
     this.head = 0;
-    this.queue.length = 0;
-    this.queueHead = 0;
+    this.expiring = undefined;
+    this.nextExpiry = Infinity;
     this.unackedCount = 0;
     this.bytesInFlight = 0;
     this.bufferedBytes = 0;
-    for (const message of unfinished) message.onFailed?.(error);
+    for (const message of unfinished) {
+      message.settled = true;
+      message.channel.bufferedBytes = 0;
+      message.onFailed?.(error);
+    }
   }
 
 
@@ -361,8 +492,9 @@ export class Sender {
     e.timeouts = timeouts;
     e.lastSentAt = now;
     e.timerFrom = now;
+    if (e.type === ChannelPacketType.ChannelData) e.ttl = ttlLeft(e.message, now);
     this.stats.retransmissions++;
-    this.sink.transmit(e);
+    this.sink.transmit(e as SentPacket);
   }
 
   private release(offset: number): void {
@@ -371,7 +503,7 @@ export class Sender {
     if (e === undefined) return;
     this.entries[at] = undefined;
     const tally = this.ackTally;
-    tally.bytes += DATA_HEADER_SIZE + e.payload.length;
+    tally.bytes += e.size;
     if (e.transmissions === 1) {
       // Only packets sent once say WHEN what was delivered left (Karn again): an ack for a resent
       // packet may confirm its original, and a paused peer's late acks would then make a whole
@@ -380,10 +512,10 @@ export class Sender {
       if (tally.sample === undefined || seqAfter(e.seq, tally.sample.seq)) tally.sample = e;
     }
     this.unackedCount--;
-    this.bytesInFlight -= DATA_HEADER_SIZE + e.payload.length;
+    this.bytesInFlight -= e.size;
     const message = e.message;
-    if (--message.unacked === 0) {
-      this.bufferedBytes -= message.size;
+    if (--message.unacked === 0 && !message.settled) {
+      this.settleUnacknowledged(message);
       if (message.onAcked !== undefined) this.acknowledgedMessages.push(message.onAcked);
     }
   }

@@ -28,6 +28,8 @@ export interface ConnectionCounters {
   directReceived: number;
   /** Messages pushed into `send$` after the connection closed: dropped (and warned about once). */
   sendsAfterClose: number;
+  /** Messages with a `ttl` that were not acknowledged in time: abandoned, their `send()` failed with MessageExpiredError. */
+  messagesExpired: number;
 }
 
 export interface ConnectionStats extends ConnectionCounters {
@@ -69,5 +71,6 @@ export function emptyCounters(): ConnectionCounters {
     directSent: 0,
     directReceived: 0,
     sendsAfterClose: 0,
+    messagesExpired: 0,
   };
 }

@@ -23,6 +23,7 @@ import {
 } from './packet';
 import { seqAdd, seqAfter, seqDiff } from './serial';
 import { extensionListLength, hasExtensionMarker, readExtensionList, writeExtensionList } from './extensions';
+import { ChannelPacketType, channelPacketLength, isChannelPacketType, readChannelPacket, writeChannelPacket } from './channels';
 
 const DATA_ACK_MIN_SIZE = HEADER_SIZE + 7;
 const REPEAT_MIN_SIZE = HEADER_SIZE + 1;
@@ -56,6 +57,9 @@ export function encodedLength(packet: Packet): number {
       return CLOSE_MIN_SIZE + Buffer.byteLength(packet.text, 'utf8');
     case PacketType.Direct:
       return HEADER_SIZE + packet.payload.length;
+    case ChannelPacketType.ChannelData:
+    case ChannelPacketType.Abandon:
+      return channelPacketLength(packet);
   }
 }
 
@@ -106,6 +110,10 @@ export function encode(packet: Packet): Buffer {
     case PacketType.Direct:
       buf.set(packet.payload, HEADER_SIZE);
       break;
+    case ChannelPacketType.ChannelData:
+    case ChannelPacketType.Abandon:
+      writeChannelPacket(buf, packet);
+      break;
   }
   return buf;
 }
@@ -139,8 +147,10 @@ export function decode(bytes: Uint8Array, maxDatagramSize: number = MAX_DATAGRAM
   if (version !== PROTOCOL_VERSION) return fail('bad-version', `version ${version}`);
   const type = view.getUint8(1);
   const connectionId = view.getUint32(2);
-  if (type < PacketType.Connect || type > PacketType.Direct) return fail('bad-type', `type ${type}`);
+  if ((type < PacketType.Connect || type > PacketType.Direct) && !isChannelPacketType(type)) return fail('bad-type', `type ${type}`);
   if (connectionId === 0) return fail('bad-connection-id', 'connectionId 0');
+  // Extension packets (docs/protocol.md §13.2); a connection that did not negotiate them drops them.
+  if (isChannelPacketType(type)) return readChannelPacket(type, connectionId, bytes, view);
 
   switch (type) {
     case PacketType.Connect:

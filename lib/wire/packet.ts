@@ -3,6 +3,8 @@
  * Field names follow PROTOCOL.md; all integers are unsigned and already range-checked by `decode`.
  */
 
+import type { ChannelPacket } from './channels';
+
 export const PROTOCOL_VERSION = 0x01;
 
 export const PacketType = {
@@ -122,6 +124,7 @@ export interface DirectPacket extends Header {
 }
 
 export type Packet =
+  | ChannelPacket
   | ConnectPacket
   | ConnectAckPacket
   | DataPacket

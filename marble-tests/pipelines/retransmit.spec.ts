@@ -4,9 +4,9 @@ import { NewReno } from '../../lib/core/congestion';
 import { ProtocolError } from '../../lib/core/errors';
 import { retransmit } from '../../lib/core/pipelines/retransmit';
 import { RttEstimator } from '../../lib/core/rtt';
-import { Sender } from '../../lib/core/sender';
+import { Sender, type SentPacket } from '../../lib/core/sender';
 import { emptyCounters } from '../../lib/core/stats';
-import type { DataAckPacket, DataPacket, RepeatPacket } from '../../lib/wire/packet';
+import type { DataAckPacket, RepeatPacket } from '../../lib/wire/packet';
 import { ID, ack as anyAck, repeat as anyRepeat } from '../harness';
 
 const ack = (...args: Parameters<typeof anyAck>) => anyAck(...args) as DataAckPacket;
@@ -19,7 +19,7 @@ function pipeline(ts: TestScheduler, messages: number, ready$: Observable<void>,
   for (let i = 0; i < messages; i++) sender.enqueue(Buffer.from([i]));
   return ready$.pipe(
     retransmit({ sender, rtt, scheduler: ts, acks$, repeats$, unblocked$: NEVER, allowance: () => Infinity }),
-    map((p: DataPacket) => `D${p.seq}`),
+    map((p: SentPacket) => `D${p.seq}`),
   );
 }
 

@@ -11,6 +11,7 @@ import { LISTENER, PORT, STARTER, world } from './world';
 /** The Connection interface of the README, member by member. */
 const DOCUMENTED = [
   'bufferedBytes$',
+  'channel',
   'close',
   'closed$',
   'direct$',

@@ -1,5 +1,6 @@
 import { Observable, type OperatorFunction, type SchedulerLike } from 'rxjs';
-import { CloseReason, type DataPacket } from '../../wire/packet';
+import { CloseReason } from '../../wire/packet';
+import type { LanePacket } from '../channels/lanes';
 import { MessageTooLargeError, ProtocolError } from '../errors';
 import { DataOutcome, type Receiver } from '../receiver';
 import type { ConnectionCounters } from '../stats';
@@ -33,11 +34,12 @@ export interface ReassembleConfig {
 const QUIET_GAP_MS = 1;
 
 /**
- * DATA → the receive window and reassembly (PROTOCOL.md §4). Emits each packet's `Arrival`;
+ * DATA (and on a channels connection CHANNEL_DATA and ABANDON) → the receive window and
+ * reassembly (PROTOCOL.md §4, docs/protocol.md §13.2). Emits each packet's `Arrival`;
  * errors with ProtocolError (a batch that contradicts itself: reason 2) or MessageTooLargeError
  * (beyond `maxMessageSize`: reason 3) — the connection closes with that reason.
  */
-export function reassemble(config: ReassembleConfig): OperatorFunction<DataPacket, Arrival> {
+export function reassemble(config: ReassembleConfig): OperatorFunction<LanePacket, Arrival> {
   const { receiver, scheduler, counters } = config;
   return (data$) =>
     new Observable<Arrival>((subscriber) => {

@@ -1,9 +1,9 @@
 import { Observable, type OperatorFunction, type SchedulerLike } from 'rxjs';
-import type { DataAckPacket, DataPacket, RepeatPacket } from '../../wire/packet';
+import type { DataAckPacket, RepeatPacket } from '../../wire/packet';
 import { Deadline } from '../deadline';
 import { ProtocolError } from '../errors';
 import type { RttEstimator } from '../rtt';
-import type { Sender } from '../sender';
+import type { Sender, SentPacket } from '../sender';
 import { relay } from './relay';
 
 export interface RetransmitConfig {
@@ -20,7 +20,7 @@ export interface RetransmitConfig {
   /** Bytes that may leave now (the address-validation budget; Infinity once validated). */
   readonly allowance: () => number;
   /** Told of every resend and its cause (for `events$`). */
-  readonly onResend?: (packet: DataPacket, cause: 'timeout' | 'repeat') => void;
+  readonly onResend?: (packet: SentPacket, cause: 'timeout' | 'repeat') => void;
   /** Told after an ack changed the bytes still buffered. */
   readonly onBufferedBytes?: (bytes: number) => void;
 }
@@ -28,31 +28,43 @@ export interface RetransmitConfig {
 /**
  * Sending and retransmission (PROTOCOL.md §4–§6). The source ticks whenever more may be sent
  * (a message queued, the address validated); acks$ and repeats$ drive the sender's state, and one
- * deadline on the scheduler — the earliest retransmission timeout in flight — drives timeouts.
- * Emits every DATA packet to put on the wire, first sends and resends alike. Completes once the
+ * deadline on the scheduler — the earliest retransmission timeout in flight, or the earliest ttl
+ * of a message still unacknowledged — drives timeouts and expiry (abandoning). Emits every DATA
+ * (or CHANNEL_DATA, ABANDON) packet to put on the wire, first sends and resends alike. Completes once the
  * source has completed and everything queued is acknowledged (a flushed close); errors with
  * ProtocolError when the peer acknowledges a packet never sent.
  */
-export function retransmit(config: RetransmitConfig): OperatorFunction<void, DataPacket> {
+export function retransmit(config: RetransmitConfig): OperatorFunction<void, SentPacket> {
   const { sender, rtt, scheduler, acks$, repeats$, unblocked$, allowance, onResend, onBufferedBytes } = config;
   return (ready$) =>
-    new Observable<DataPacket>((subscriber) => {
+    new Observable<SentPacket>((subscriber) => {
       let sourceDone = false;
       sender.sink = { transmit: (packet) => subscriber.next(packet), resent: onResend ?? (() => undefined) };
+      /** Messages whose ttl ran out are abandoned before anything else is sent or resent. */
+      const expire = (now: number): void => {
+        if (now < sender.nextExpiry) return;
+        const buffered = sender.bufferedBytes;
+        sender.expire(now);
+        if (sender.bufferedBytes !== buffered) onBufferedBytes?.(sender.bufferedBytes);
+      };
       const timer = new Deadline(scheduler, (now) => {
+        expire(now);
         sender.onTimeout(now);
         sender.pump(now, allowance());
-        timer.set(sender.nextDeadline());
+        timer.set(Math.min(sender.nextDeadline(), sender.nextExpiry));
+        if (sourceDone && sender.idle) subscriber.complete();
       });
       /** After anything that may open the window or queue data: send what fits, keep the deadline honest. */
       const pump = (now: number): void => {
         sender.pump(now, allowance());
         if (sender.inFlight > 0) timer.setIfEarlier(now + rtt.rto);
+        timer.setIfEarlier(sender.nextExpiry);
         if (sourceDone && sender.idle) subscriber.complete();
       };
       const pumpNow = (): void => pump(scheduler.now());
       relay(acks$, subscriber, (ack) => {
         const now = scheduler.now();
+        expire(now);
         const buffered = sender.bufferedBytes;
         if (!sender.onAck(ack, now)) return subscriber.error(new ProtocolError('peer acknowledged a DATA packet we never sent'));
         if (sender.bufferedBytes !== buffered) onBufferedBytes?.(sender.bufferedBytes);
@@ -60,6 +72,7 @@ export function retransmit(config: RetransmitConfig): OperatorFunction<void, Dat
       });
       relay(repeats$, subscriber, (repeat) => {
         const now = scheduler.now();
+        expire(now);
         sender.onRepeat(repeat.ranges, now);
         pump(now);
       });

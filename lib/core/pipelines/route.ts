@@ -10,6 +10,8 @@ import {
   type PingPacket,
   type RepeatPacket,
 } from '../../wire/packet';
+import { ChannelPacketType } from '../../wire/channels';
+import type { LanePacket } from '../channels/lanes';
 
 /**
  * A hot stream for one connection's internal wiring: what `next` is given goes to the current
@@ -65,7 +67,8 @@ export class Route<T> extends Observable<T> implements Observer<T> {
  */
 export class PacketRoutes {
   readonly heard$ = new Route<void>();
-  readonly data$ = new Route<DataPacket>();
+  /** DATA, and on a connection that negotiated channels, CHANNEL_DATA and ABANDON. */
+  readonly data$ = new Route<LanePacket | DataPacket>();
   readonly dataAck$ = new Route<DataAckPacket>();
   readonly repeat$ = new Route<RepeatPacket>();
   readonly ping$ = new Route<PingPacket>();
@@ -73,25 +76,39 @@ export class PacketRoutes {
   readonly close$ = new Route<ClosePacket>();
   readonly direct$ = new Route<DirectPacket>();
 
-  route(packet: Packet): void {
+  /** Set when the connection negotiated channels (docs/protocol.md §13.2): their packets are valid only then. */
+  channels = false;
+
+  /** False when the packet is not valid on this connection (an extension it did not negotiate): the caller drops and counts it. */
+  route(packet: Packet): boolean {
+    if ((packet.type === ChannelPacketType.ChannelData || packet.type === ChannelPacketType.Abandon) && !this.channels) return false;
     this.heard$.next();
     switch (packet.type) {
       case PacketType.Data:
-        return this.data$.next(packet);
+      case ChannelPacketType.ChannelData:
+      case ChannelPacketType.Abandon:
+        this.data$.next(packet);
+        return true;
       case PacketType.DataAck:
-        return this.dataAck$.next(packet);
+        this.dataAck$.next(packet);
+        return true;
       case PacketType.Repeat:
-        return this.repeat$.next(packet);
+        this.repeat$.next(packet);
+        return true;
       case PacketType.Ping:
-        return this.ping$.next(packet);
+        this.ping$.next(packet);
+        return true;
       case PacketType.PingAck:
-        return this.pingAck$.next(packet);
+        this.pingAck$.next(packet);
+        return true;
       case PacketType.Close:
-        return this.close$.next(packet);
+        this.close$.next(packet);
+        return true;
       case PacketType.Direct:
-        return this.direct$.next(packet);
+        this.direct$.next(packet);
+        return true;
       default:
-        return; // CONNECT and CONNECT_ACK belong to the endpoint (a resent handshake)
+        return true; // CONNECT and CONNECT_ACK belong to the endpoint (a resent handshake)
     }
   }
 }
