@@ -120,6 +120,13 @@ export class ChannelLanes {
     return this.add(lane, channel, packet, batch, unordered, now);
   }
 
+  /** Batches kept beyond the delivery points of all channels (being reassembled, waiting, or done out of turn). */
+  get heldBatches(): number {
+    let n = 0;
+    for (const lane of this.lanes ?? []) if (lane !== undefined) n += lane.batches.size;
+    return n;
+  }
+
   /** Delivers the messages made ready by the packets accepted since the last flush. */
   flush(): void {
     const ready = this.ready;
