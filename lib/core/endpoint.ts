@@ -50,7 +50,7 @@ export function transmitter(
   stats: EndpointStats,
   onFailure?: (error: Error) => void,
   /** A secure connection's sealing: every packet leaves as SEALED. */
-  sealer?: { seal(plain: Uint8Array): Uint8Array | undefined },
+  sealer?: { sealPacket(packet: Packet): Uint8Array | undefined },
 ): (packet: Packet) => number {
   const onError = (error: Error): void => {
     stats.sendErrors++;
@@ -59,8 +59,7 @@ export function transmitter(
   if (sealer !== undefined) {
     return (packet) => {
       // The handshake's own packets are read before any key exists: never sealed.
-      const plain = encode(packet);
-      const bytes = packet.type === PacketType.Connect || packet.type === PacketType.ConnectAck ? plain : sealer.seal(plain);
+      const bytes = packet.type === PacketType.Connect || packet.type === PacketType.ConnectAck ? encode(packet) : sealer.sealPacket(packet);
       if (bytes === undefined) return 0; // the counter is spent: the connection is ending
       socket.send(bytes, port, address, onError);
       return bytes.length;

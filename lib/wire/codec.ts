@@ -63,14 +63,23 @@ export function encodedLength(packet: Packet): number {
   }
 }
 
+/** Spare bytes around an encoding, for a wrapper (a sealed packet) to be built in the same buffer. */
+export interface EncodingRoom {
+  readonly before: number;
+  readonly after: number;
+}
+
 /**
  * The datagram for `packet`. Assumes the packet is valid (as `decode` would accept it);
  * it does not check, so that the DATA hot path costs one allocation and one payload copy.
+ * With `room`, the returned buffer holds `room.before` unset bytes, the datagram, then
+ * `room.after` unset bytes (not for CONNECT, whose padding must be zeros).
  */
-export function encode(packet: Packet): Buffer {
+export function encode(packet: Packet, room?: EncodingRoom): Buffer {
   const length = encodedLength(packet);
   // CONNECT's padding must be zeros; every other packet overwrites all of its bytes.
-  const buf = packet.type === PacketType.Connect ? Buffer.alloc(length) : Buffer.allocUnsafe(length);
+  const whole = packet.type === PacketType.Connect ? Buffer.alloc(length) : Buffer.allocUnsafe(room === undefined ? length : room.before + length + room.after);
+  const buf = room === undefined ? whole : whole.subarray(room.before, room.before + length);
   buf[0] = PROTOCOL_VERSION;
   buf[1] = packet.type;
   buf.writeUInt32BE(packet.connectionId, 2);
@@ -115,7 +124,7 @@ export function encode(packet: Packet): Buffer {
       writeChannelPacket(buf, packet);
       break;
   }
-  return buf;
+  return whole;
 }
 
 function writeRanges(buf: Buffer, offset: number, ranges: readonly SeqRange[]): void {

@@ -53,3 +53,18 @@ test.each(pairs)('a session sealing with %s talks to one opening with %s', (a, b
     expect(opened?.equals(encode(packet))).toBe(true);
   }
 });
+
+test.each([nodeAead, sodium!])('sealing a packet in the buffer it is encoded into gives the bytes of sealing its encoding (%s)', (aead) => {
+  const keys = { send: randomBytes(32), receive: randomBytes(32), handshakeHash: Buffer.alloc(64) };
+  const inPlace = new SecureSession(keys, 4, aead);
+  const copied = new SecureSession(keys, 4, aead);
+  const packets = [
+    { type: PacketType.Data, connectionId: 0x01020304, seq: 9, batch: 2, index: 0, count: 1, payload: randomBytes(1157) },
+    { type: PacketType.DataAck, connectionId: 0xfffffffe, cumulative: 5, window: 64, ranges: [{ start: 7, end: 9 }] },
+    { type: PacketType.Close, connectionId: 7, reason: 2, text: 'bye' },
+    { type: PacketType.Direct, connectionId: 7, payload: Buffer.alloc(0) },
+  ] as const;
+  for (let round = 0; round < 3; round++) {
+    for (const packet of packets) expect(inPlace.sealPacket(packet)!.toString('hex')).toBe(copied.seal(encode(packet))!.toString('hex'));
+  }
+});

@@ -1,4 +1,5 @@
-import { HEADER_SIZE, PROTOCOL_VERSION } from '../../wire/packet';
+import { encode, type EncodingRoom } from '../../wire/codec';
+import { HEADER_SIZE, PROTOCOL_VERSION, type Packet } from '../../wire/packet';
 import { SEALED_HEADER_SIZE, SEALED_TYPE } from '../../wire/secure';
 import { counterNonce, defaultAead, KEY_SIZE, seal, TAG_SIZE, type Aead } from './aead';
 import type { SessionKeys } from './noise-nk';
@@ -9,6 +10,8 @@ export const REKEY_INTERVAL = 2 ** 20;
 /** A counter this high ends the connection: a new handshake is cheaper than any nonce worry. */
 export const MAX_COUNTER = 2 ** 48;
 const MAX_NONCE = Buffer.from('00000000ffffffffffffffff', 'hex');
+/** A version-1 packet encoded at offset 9 ends exactly where a SEALED packet's message ends; the tag follows. */
+const SEAL_ROOM: EncodingRoom = { before: SEALED_HEADER_SIZE - HEADER_SIZE + 1, after: TAG_SIZE };
 
 /** Noise's Rekey(k): the first 32 bytes of ENCRYPT(k, 2^64 - 1, empty, 32 zero bytes). */
 export function rekey(key: Uint8Array): Buffer {
@@ -77,23 +80,38 @@ export class SecureSession {
   }
 
   /**
-   * The SEALED datagram carrying the version-1 datagram `plain`; undefined once the counter is
-   * spent. `plain` is the caller's fresh encoding and is used as scratch (its byte 5 is overwritten).
+   * `packet` as a SEALED datagram, built in the one buffer it is encoded into: the version-1
+   * packet sits at offset 9, so that its type (moved onto byte 14) and body are the message,
+   * encrypted in place, with the tag after it and the SEALED header written over the rest.
+   * Undefined once the counter is spent. (Not for CONNECT or CONNECT_ACK: they are never sealed.)
    */
+  sealPacket(packet: Packet): Buffer | undefined {
+    return this.sealInPlace(encode(packet, SEAL_ROOM));
+  }
+
+  /** The SEALED datagram carrying the version-1 datagram `plain` (a copy; sealPacket avoids it). */
   seal(plain: Uint8Array): Buffer | undefined {
+    const buf = Buffer.allocUnsafe(SEAL_ROOM.before + plain.length + SEAL_ROOM.after);
+    buf.set(plain, SEAL_ROOM.before);
+    return this.sealInPlace(buf);
+  }
+
+  private sealInPlace(buf: Buffer): Buffer | undefined {
     const counter = this.sendCounter;
     if (counter >= MAX_COUNTER) return undefined;
     this.sendCounter++;
     const key = this.sendKeys.sendingKey(counter);
-    const out = Buffer.allocUnsafe(SEALED_HEADER_SIZE + plain.length - HEADER_SIZE + 1 + TAG_SIZE);
-    out[0] = PROTOCOL_VERSION;
-    out[1] = SEALED_TYPE;
-    out.set(plain.subarray(2, HEADER_SIZE), 2);
-    writeCounter(out, counter);
-    // The message is the type byte, then the body: moving the type next to the body makes it one run of bytes.
-    plain[HEADER_SIZE - 1] = plain[1]!;
-    this.aead.encrypt(out.subarray(SEALED_HEADER_SIZE), plain.subarray(HEADER_SIZE - 1), out.subarray(0, SEALED_HEADER_SIZE), counterNonce(counter, this.sendNonce), key);
-    return out;
+    const at = SEAL_ROOM.before;
+    const type = buf[at + 1]!;
+    buf.copyWithin(2, at + 2, at + HEADER_SIZE); // the connection id, before anything covers it
+    buf[0] = PROTOCOL_VERSION;
+    buf[1] = SEALED_TYPE;
+    // The message is the type byte, then the body: the type moves onto the byte before the body.
+    buf[SEALED_HEADER_SIZE] = type;
+    const message = buf.subarray(SEALED_HEADER_SIZE, buf.length - TAG_SIZE);
+    writeCounter(buf, counter);
+    this.aead.encrypt(buf.subarray(SEALED_HEADER_SIZE), message, buf.subarray(0, SEALED_HEADER_SIZE), counterNonce(counter, this.sendNonce), key);
+    return buf;
   }
 
   /** The version-1 datagram inside a SEALED one, or undefined (counted) when it is forged, damaged or replayed. */
