@@ -16,7 +16,7 @@ import { accessSync, constants, createWriteStream, rmSync, statSync, type WriteS
 import { rename } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { mergeMap, Observable, Subscription, take } from 'rxjs';
-import { listen, type Connection, type ConnectionStats } from '../index';
+import { listen, type Channel, type Connection, type ConnectionStats } from '../index';
 import { clusterWorker } from '../cluster/worker';
 import {
   EXIT_FAILURE,
@@ -39,7 +39,7 @@ import {
 import { KEY_USAGE, listenerKey } from './keys';
 import { WORKERS_USAGE, isClusterWorker, leaveSignalsToPrimary, runClusterPrimary, workersFlag } from './workers';
 import { Progress, formatAmount, formatBytes, peakRss, statsLines } from './progress';
-import { WRITTEN_STEP, decodeHeader, decodeTrailer, encodeControl, type FileHeader, type FileTrailer } from './transfer-protocol';
+import { WRITTEN_STEP, controlChannel, decodeHeader, decodeTrailer, encodeControl, type FileHeader, type FileTrailer } from './transfer-protocol';
 
 const COMMAND = 'receive';
 
@@ -96,7 +96,8 @@ export async function runReceive(argv: readonly string[]): Promise<number> {
   const problem = checkDirectory(out);
   if (problem !== undefined) throw new UsageError(problem, COMMAND);
   const secure = listenerKey(args.values, COMMAND);
-  const options = { ...protocolOptions(args.values, COMMAND), ...(secure === undefined ? {} : { secure }) };
+  // channels: the reports go on a channel of their own when the sender offers it too (transfer-protocol.ts).
+  const options = { ...protocolOptions(args.values, COMMAND), ...(secure === undefined ? {} : { secure }), channels: true };
   const workers = workersFlag(args.values, COMMAND);
   if (workers !== undefined && once) throw new UsageError('--once serves one connection in one process: it cannot be combined with --workers', COMMAND);
   // One of the workers of `--workers N`: serve on the shared port; the primary prints and stops.
@@ -242,6 +243,8 @@ class ReceiveSession {
   private readonly peer: string;
   private readonly started = performance.now();
   private readonly subscription: Subscription;
+  /** Where this side's messages go: CONTROL_CHANNEL, or channel 0 with a sender from before channels. */
+  private readonly control: Channel;
 
   constructor(
     private readonly connection: Connection,
@@ -249,6 +252,7 @@ class ReceiveSession {
     private readonly onDone: (result: ReceiveResult) => void,
   ) {
     this.peer = formatAddress(connection.remote.address, connection.remote.port);
+    this.control = controlChannel(connection);
     // Hot: subscribed synchronously, as the connection is emitted.
     this.subscription = connection.messages$.subscribe({
       next: (message) => this.onMessage(message),
@@ -322,7 +326,7 @@ class ReceiveSession {
     this.written += bytes;
     if (this.written - this.reported < WRITTEN_STEP) return;
     this.reported = this.written;
-    this.connection.send$.next(encodeControl({ type: 'written', bytes: this.written }));
+    this.control.send$.next(encodeControl({ type: 'written', bytes: this.written }));
   }
 
   /** The whole file arrived: flush it to disk, check the SHA-256, rename it into place, confirm. */
@@ -347,7 +351,7 @@ class ReceiveSession {
     this.context.active.delete(c.name);
     this.current = undefined;
     this.files.push({ name: c.name, size: c.size, sha256 });
-    this.connection.send$.next(encodeControl({ type: 'ok', name: c.name, size: c.size, sha256, written: this.written }));
+    this.control.send$.next(encodeControl({ type: 'ok', name: c.name, size: c.size, sha256, written: this.written }));
     process.stdout.write(`received ${c.name}: ${formatAmount(c.size, performance.now() - c.started)} → ${c.target}, SHA-256 ${sha256} verified\n`);
     this.state = 'header';
     this.drainPending();
@@ -370,7 +374,7 @@ class ReceiveSession {
     warn(`from ${this.peer}: ${this.failure}${this.current === undefined ? '' : ' (partial file deleted)'}`);
     this.current = undefined;
     if (this.ended) return this.done();
-    this.connection.send(encodeControl({ type: 'error', name: name ?? '', reason })).subscribe({
+    this.control.send(encodeControl({ type: 'error', name: name ?? '', reason })).subscribe({
       complete: () => this.connection.close(),
       error: () => undefined, // the connection ended first: onEnd reports
     });

@@ -40,6 +40,7 @@ import { Progress, formatAmount, statsLines } from './progress';
 import {
   DEFAULT_CHUNK_SIZE,
   TRANSFER_VERSION,
+  controlChannel,
   decodeReceiverMessage,
   encodeControl,
   writeWindow,
@@ -107,7 +108,8 @@ export async function runSend(argv: readonly string[]): Promise<number> {
     throw new UsageError(invalidValue('--chunk-size', chunkSize, `at most --max-buffered-bytes, ${maxBufferedBytes}`), COMMAND);
   }
   const secure = serverKey(args.values, COMMAND);
-  const options = { ...protocolOptions(args.values, COMMAND), ...(maxBufferedBytes === undefined ? {} : { maxBufferedBytes }), ...(secure === undefined ? {} : { secure }) };
+  // channels: the receiver's reports then come on a channel of their own (transfer-protocol.ts).
+  const options = { ...protocolOptions(args.values, COMMAND), ...(maxBufferedBytes === undefined ? {} : { maxBufferedBytes }), ...(secure === undefined ? {} : { secure }), channels: true };
 
   const files: FileToSend[] = [];
   for (const path of paths) {
@@ -222,13 +224,18 @@ class SendSession {
     private readonly chunkSize: number,
   ) {
     this.window = writeWindow(chunkSize);
-    this.subscriptions.add(
-      conn.messages$.subscribe({
-        next: (message) => this.onMessage(message),
-        error: (error: unknown) => this.fail(error instanceof Error ? error : new Error(String(error))),
-        complete: () => this.fail(new Error('the receiver closed the connection before confirming every file')),
-      }),
-    );
+    // The receiver's messages: on the control channel, or on channel 0 from a receiver without
+    // channels; both are read, so that either placement works (transfer-protocol.ts).
+    const control = controlChannel(conn);
+    for (const messages$ of control.id === 0 ? [conn.messages$] : [conn.messages$, control.messages$]) {
+      this.subscriptions.add(
+        messages$.subscribe({
+          next: (message) => this.onMessage(message),
+          error: (error: unknown) => this.fail(error instanceof Error ? error : new Error(String(error))),
+          complete: () => this.fail(new Error('the receiver closed the connection before confirming every file')),
+        }),
+      );
+    }
     this.subscriptions.add(conn.closed$.subscribe((info) => (this.closeInfo = info)));
     this.subscriptions.add(
       conn.bufferedBytes$.subscribe((bytes) => {

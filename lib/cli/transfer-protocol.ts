@@ -23,9 +23,27 @@
  *
  * The end: after the last "ok", the sender completes `send$` (everything acknowledged, then a
  * normal close). A connection that closes in the middle of a file leaves no NAME and no NAME.part.
+ *
+ * Channels: both commands offer the channels extension (docs/protocol.md §13.2). When the
+ * connection negotiated it, the receiver sends its messages (written, ok, error) on CONTROL_CHANNEL,
+ * at a higher priority than channel 0: a report never waits for the retransmission of anything
+ * sent on channel 0, and leaves before anything queued there. The sender reads both channels.
+ * Header, data and trailer stay on channel 0, in order: header and trailer delimit the data (the
+ * receiver counts its bytes), so they must not overtake it.
+ * Which channel follows from the negotiation alone, not from the version, so that a pair of
+ * different releases still works: a sender or receiver from before channels offers no extension,
+ * the connection has channel 0 only (channel(1) throws ChannelsUnsupportedError), and both sides
+ * use channel 0 for everything, as version 1 always did. The header's version stays 1: the
+ * messages themselves did not change, and an older receiver would refuse another version.
  */
 
+import { ChannelsUnsupportedError, type Channel, type ChannelOptions, type Connection } from '../index';
+
 export const TRANSFER_VERSION = 1;
+/** The receiver's messages travel on this channel when the connection negotiated channels. */
+export const CONTROL_CHANNEL = 1;
+/** Above data (channel 0, priority 0): a report leaves before any data queued beside it. */
+export const CONTROL_CHANNEL_OPTIONS: ChannelOptions = { priority: 1 };
 export const MIB = 1024 * 1024;
 /** Default size of the data messages. */
 export const DEFAULT_CHUNK_SIZE = MIB;
@@ -119,4 +137,17 @@ export function decodeReceiverMessage(bytes: Uint8Array): ReceiverMessage | stri
       return { type: 'error', name: String(json['name'] ?? ''), reason: String(json['reason'] ?? 'no reason given') };
   }
   return `the receiver sent an invalid ${JSON.stringify(json['type'])} message`;
+}
+
+/**
+ * The channel the receiver's messages travel on: CONTROL_CHANNEL when the peer negotiated
+ * channels, else the connection's own stream (channel 0), as with a release from before channels.
+ */
+export function controlChannel(connection: Connection): Channel {
+  try {
+    return connection.channel(CONTROL_CHANNEL, CONTROL_CHANNEL_OPTIONS);
+  } catch (error) {
+    if (error instanceof ChannelsUnsupportedError) return connection.channel(0);
+    throw error;
+  }
 }

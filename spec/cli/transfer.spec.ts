@@ -8,10 +8,10 @@ import { closeSync, createReadStream, existsSync, mkdirSync, mkdtempSync, openSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Subscription, firstValueFrom, switchMap, toArray, map, take } from 'rxjs';
-import { connect } from '../../lib/index';
+import { connect, listen, type Connection } from '../../lib/index';
 import { Cli as CliProcess, HOST, useBuiltCli, within, type Exit } from './cli-process';
 import { Progress, formatBytes, formatClock, type ProgressOutput } from '../../lib/cli/progress';
-import { checkName, decodeHeader, decodeReceiverMessage, encodeControl } from '../../lib/cli/transfer-protocol';
+import { CONTROL_CHANNEL, WRITTEN_STEP, checkName, decodeHeader, decodeReceiverMessage, encodeControl } from '../../lib/cli/transfer-protocol';
 
 const MIB = 1024 * 1024;
 
@@ -347,6 +347,82 @@ describe('the receiver checks what it is sent (a hand-made sender on the library
       expect(await receiver.exit()).toEqual({ code: 1, signal: null });
       expect(readdirSync(out)).toEqual([]);
     }
+  });
+});
+
+describe('the control channel, and peers from before channels', () => {
+  const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+
+  test.each([
+    [true, CONTROL_CHANNEL],
+    [false, 0],
+  ])('a library sender with channels: %p gets every reply of the receiver on channel %p, none on the other', async (channels, expected) => {
+    const out = freshDir('out');
+    const { cli: receiver, port } = await startReceiver(out, '--once');
+    // A little over one WRITTEN_STEP, so that a "written" report comes before the "ok".
+    const data = Buffer.alloc(WRITTEN_STEP + 1024, 7);
+    const chunks = [data.subarray(0, WRITTEN_STEP / 2), data.subarray(WRITTEN_STEP / 2, WRITTEN_STEP), data.subarray(WRITTEN_STEP)];
+    const replies = await within(
+      firstValueFrom(
+        connect({ host: HOST, port, channels }).pipe(
+          switchMap((conn) => {
+            const collect = (messages$: Connection['messages$']): Promise<unknown[]> => firstValueFrom(messages$.pipe(map((m) => decodeReceiverMessage(m)), toArray()));
+            const onZero = collect(conn.messages$);
+            const onControl = channels ? collect(conn.channel(CONTROL_CHANNEL).messages$) : Promise.resolve([]);
+            conn.send$.next(encodeControl({ type: 'file', version: 1, name: 'c.bin', size: data.length }));
+            for (const chunk of chunks) conn.send$.next(chunk);
+            conn.send$.next(encodeControl({ type: 'end', sha256: sha256(data) }));
+            // The "ok" is the last reply: then close, and the collections complete.
+            const ok$ = (channels ? conn.channel(CONTROL_CHANNEL) : conn).messages$.pipe(
+              map((m) => decodeReceiverMessage(m)),
+              take(2),
+              toArray(),
+              map(() => conn.close()),
+            );
+            return ok$.pipe(switchMap(() => Promise.all([onZero, onControl])));
+          }),
+        ),
+      ),
+      10_000,
+      () => 'the replies',
+    );
+    const expectedReplies = [
+      { type: 'written', bytes: WRITTEN_STEP },
+      { type: 'ok', name: 'c.bin', size: data.length, sha256: sha256(data), written: data.length },
+    ];
+    expect(replies).toEqual(expected === 0 ? [expectedReplies, []] : [[], expectedReplies]);
+    expect(await receiver.exit()).toEqual({ code: 0, signal: null });
+    expect(readFileSync(join(out, 'c.bin')).equals(data)).toBe(true);
+  });
+
+  test.each([
+    [true, CONTROL_CHANNEL],
+    [false, 0],
+  ])('the sender gets its files confirmed by a library receiver with channels: %p that replies on channel %p', async (channels, replyOn) => {
+    const src = freshDir('src');
+    const content = Buffer.from('a file confirmed on the control channel');
+    writeFileSync(join(src, 'f.txt'), content);
+    let listening!: (port: number) => void;
+    const bound = new Promise<number>((resolve) => (listening = resolve));
+    const seen: unknown[] = [];
+    const server = listen({ host: HOST, port: 0, channels, onListening: (address) => listening(address.port) }).subscribe((conn) => {
+      const reply = replyOn === 0 ? conn : conn.channel(replyOn);
+      let index = 0;
+      // Header, data, trailer: all on channel 0, in order.
+      conn.messages$.subscribe((m) => {
+        const text = Buffer.from(m).toString('utf8');
+        seen.push(index === 1 ? text : JSON.parse(text));
+        if (index++ === 2) reply.send$.next(encodeControl({ type: 'ok', name: 'f.txt', size: content.length, sha256: sha256(content), written: content.length }));
+      });
+    });
+    subscriptions.add(server);
+    const port = await within(bound, 5000, () => 'the library receiver to listen');
+    const sender = new Cli(['send', HOST, String(port), join(src, 'f.txt')]);
+    const exit = await sender.exit();
+    server.unsubscribe();
+    expect({ exit, errors: errorsOf(sender.stderr) }).toEqual({ exit: { code: 0, signal: null }, errors: [] });
+    expect(sender.stdout).toMatch(/^sent f\.txt: .* verified by the receiver$/m);
+    expect(seen).toEqual([{ type: 'file', version: 1, name: 'f.txt', size: content.length }, content.toString('utf8'), { type: 'end', sha256: sha256(content) }]);
   });
 });
 
