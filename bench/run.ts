@@ -2,7 +2,7 @@
  * Runs the benchmarks (each in its own child process, one after the other), prints one markdown
  * report and writes it with the raw numbers to bench/results/<date>[-<only>][-quick].{md,json}.
  *
- *   npm run bench                         # all five, full size (a few minutes)
+ *   npm run bench                         # all six, full size (a few minutes)
  *   npm run bench -- --quick              # shorter runs
  *   npm run bench -- --only bulk,kcp      # a subset; other flags pass through to the benchmarks
  *   npm run bench -- --no-save            # print only
@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { machineInfo, machineMarkdown, parseFlags, flagBool, flagString, type BenchResult } from './lib/common';
 import { Child, type Message } from './lib/proc';
 
-const BENCHMARKS = ['bulk', 'kcp', 'many', 'sparse', 'workers'] as const;
+const BENCHMARKS = ['bulk', 'kcp', 'many', 'sparse', 'workers', 'channels'] as const;
 type Name = (typeof BENCHMARKS)[number];
 
 /** Upper bounds per benchmark (the child is killed by PID past them). */
@@ -24,6 +24,7 @@ const LIMIT_MINUTES: Record<Name, { full: number; quick: number }> = {
   many: { full: 6, quick: 2 },
   sparse: { full: 5, quick: 2 },
   workers: { full: 8, quick: 3 },
+  channels: { full: 12, quick: 3 },
 };
 
 const OWN_FLAGS = new Set(['only', 'no-save', 'out']);
