@@ -40,6 +40,30 @@ export function decodeDatagram(datagram: Datagram, maxDatagramSize: number, stat
 }
 
 /**
+ * The packet inside a SEALED datagram of a secure connection, or undefined (counted): one that does
+ * not open (forged, damaged, replayed), or that opens to something no open connection takes — a
+ * broken peer's CONNECT or CONNECT_ACK, or bytes that are not a packet.
+ */
+export function decodeSealed(
+  session: { open(sealed: Uint8Array): Uint8Array | undefined } | undefined,
+  data: Uint8Array,
+  maxDatagramSize: number,
+  stats: EndpointStats,
+): Packet | undefined {
+  const plain = session?.open(data);
+  if (plain === undefined) {
+    stats.unauthenticatedDatagrams++;
+    return undefined;
+  }
+  const packet = decode(plain, maxDatagramSize);
+  if (isDecodeError(packet) || packet.type === PacketType.Connect || packet.type === PacketType.ConnectAck) {
+    stats.invalidDatagrams++;
+    return undefined;
+  }
+  return packet;
+}
+
+/**
  * A function that encodes a packet and sends it to one peer; returns the datagram's size.
  * Send failures are counted, then handed to `onFailure` (which decides whether they are fatal).
  */

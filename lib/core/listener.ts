@@ -1,9 +1,9 @@
 import { Observable, type SchedulerLike, type Subscription } from 'rxjs';
 import { askAuthorize, type Authorize } from './authorize';
-import { CloseReason, isDecodeError, PacketType, type ConnectAckPacket, type ConnectPacket, type Packet } from '../wire/packet';
+import { CloseReason, PacketType, type ConnectAckPacket, type ConnectPacket, type Packet } from '../wire/packet';
 import { ConnectionCore } from './connection';
 import { Deadline } from './deadline';
-import { datagramTooLarge, decodeDatagram, errorCode, transmitter, type EndpointStats } from './endpoint';
+import { datagramTooLarge, decodeDatagram, decodeSealed, errorCode, transmitter, type EndpointStats } from './endpoint';
 import { asFailure, describeFailure } from './close';
 import { ConnectionClosedError } from './errors';
 import { answerOffer, type Extension } from './extensions';
@@ -11,8 +11,9 @@ import { MemoryAccount, MemoryBudget } from './memory-budget';
 import { HandshakeRate, readSecureConnect, type SecureListenerConfig } from './secure/listener-handshake';
 import { RetryTokens } from './secure/retry-token';
 import type { SecureSession } from './secure/session';
-import { connectionIdOf, SEALED_OVERHEAD, SEALED_TYPE, SECURE_EXTENSION_ID, typeOf } from '../wire/secure';
-import { decode, encode } from '../wire/codec';
+import { connectionIdOf, HANDSHAKE_MESSAGE_2_SIZE, SEALED_OVERHEAD, SEALED_TYPE, SECURE_EXTENSION_ID, typeOf } from '../wire/secure';
+import { EXTENSION_ENTRY_HEADER_SIZE } from '../wire/extensions';
+import { encode } from '../wire/codec';
 import type { ResolvedProtocolOptions } from './options';
 import type { Datagram, DatagramSocket } from './transport';
 
@@ -71,7 +72,7 @@ export function smallestMaxMemory(options: ResolvedProtocolOptions): number {
 /** A CLOSE with no text, as the linger answers send it. */
 const CLOSE_ANSWER_SIZE = 7;
 /** The secure entry of a CONNECT_ACK: id, length, Noise's second message. */
-const SECURE_ANSWER_ENTRY_SIZE = 4 + 56;
+const SECURE_ANSWER_ENTRY_SIZE = EXTENSION_ENTRY_HEADER_SIZE + HANDSHAKE_MESSAGE_2_SIZE;
 
 /** `text` cut so that a CLOSE carrying it is no longer than the datagram it answers. */
 function fitText(text: string, triggerSize: number): string {
@@ -274,17 +275,8 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
         stats.strangerDatagrams++;
         return;
       }
-      const plain = entry.session.open(datagram.data);
-      if (plain === undefined) {
-        stats.unauthenticatedDatagrams++;
-        return;
-      }
-      const packet = decode(plain, options.maxDatagramSize);
-      // Authentic, yet not a packet a connection takes: a broken peer.
-      if (isDecodeError(packet) || packet.type === PacketType.Connect || packet.type === PacketType.ConnectAck) {
-        stats.invalidDatagrams++;
-        return;
-      }
+      const packet = decodeSealed(entry.session, datagram.data, options.maxDatagramSize, stats);
+      if (packet === undefined) return;
       proven(entry);
       entry.connection.ingest(packet, datagram.data.length);
     };

@@ -259,10 +259,12 @@ export class Receiver {
    * The gaps up to the highest packet turned away, to ask for again (REPEAT) now that there is
    * room: the peer's timers for them may have backed off for seconds. Forgets them.
    */
-  takeTurnedAway(): SeqRange[] {
+  takeTurnedAway(): readonly SeqRange[] {
     const upTo = this.droppedUpTo;
+    // The usual case (called as each message is consumed): nothing was turned away, nothing allocated.
+    if (upTo === undefined) return NO_RANGES;
     this.droppedUpTo = undefined;
-    if (upTo === undefined || seqDiff(upTo, this.cumulative) >= 2 ** 31) return [];
+    if (seqDiff(upTo, this.cumulative) >= 2 ** 31) return NO_RANGES;
     const ranges: SeqRange[] = [];
     let gapStart = this.cumulative;
     for (const b of this.blocks) {

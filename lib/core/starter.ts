@@ -1,9 +1,9 @@
 import { Observable, Subject, type SchedulerLike, type Subscription } from 'rxjs';
-import { decode, encode } from '../wire/codec';
-import { CloseReason, isDecodeError, PacketType, type ClosePacket, type ConnectAckPacket, type ConnectPacket, type ExtensionEntry } from '../wire/packet';
+import { encode } from '../wire/codec';
+import { CloseReason, PacketType, type ClosePacket, type ConnectAckPacket, type ConnectPacket, type ExtensionEntry } from '../wire/packet';
 import { connectionIdOf, decodeRetry, encodeOffer, HANDSHAKE_FAILED_REASON, PATTERN_NK, RETRY_TYPE, SEALED_OVERHEAD, SEALED_TYPE, SECURE_EXTENSION_ID, typeOf } from '../wire/secure';
 import { ConnectionCore } from './connection';
-import { datagramTooLarge, decodeDatagram, errorCode, randomNonZero32, transmitter, type EndpointStats } from './endpoint';
+import { datagramTooLarge, decodeDatagram, decodeSealed, errorCode, randomNonZero32, transmitter, type EndpointStats } from './endpoint';
 import { asFailure, describeFailure } from './close';
 import { ConnectionClosedError, ConnectionRefusedError, ConnectTimeoutError, HandshakeError } from './errors';
 import { makeOffer, readAnswer, type Extension } from './extensions';
@@ -93,17 +93,8 @@ export function openConnection(socket: DatagramSocket, config: StarterConfig): O
     /** A SEALED datagram: the listener's packets once open; nothing before (it cannot be ours yet). */
     const onSealed = (data: Uint8Array): void => {
       stats.datagramsReceived++;
-      const plain = connection === undefined ? undefined : session?.open(data);
-      if (plain === undefined) {
-        stats.unauthenticatedDatagrams++;
-        return;
-      }
-      const packet = decode(plain, options.maxDatagramSize);
-      if (isDecodeError(packet) || packet.type === PacketType.Connect || packet.type === PacketType.ConnectAck) {
-        stats.invalidDatagrams++;
-        return;
-      }
-      connection!.ingest(packet, data.length);
+      const packet = decodeSealed(connection === undefined ? undefined : session, data, options.maxDatagramSize, stats);
+      if (packet !== undefined) connection!.ingest(packet, data.length);
     };
 
     /** The listener's secure answer: keys, or undefined (an answer that does not authenticate is dropped: anyone could have sent it). */

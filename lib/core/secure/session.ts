@@ -67,8 +67,6 @@ export class SecureSession {
   /** Reused for every packet of each direction (the AEAD reads it at once). */
   private readonly sendNonce = Buffer.alloc(12);
   private readonly receiveNonce = Buffer.alloc(12);
-  /** Datagrams that did not authenticate, or were replays: dropped and counted. */
-  rejected = 0;
 
   constructor(
     keys: SessionKeys,
@@ -114,13 +112,13 @@ export class SecureSession {
     return buf;
   }
 
-  /** The version-1 datagram inside a SEALED one, or undefined (counted) when it is forged, damaged or replayed. */
+  /** The version-1 datagram inside a SEALED one, or undefined when it is forged, damaged or replayed. */
   open(sealed: Uint8Array): Buffer | undefined {
-    if (sealed.length < SEALED_HEADER_SIZE + 1 + TAG_SIZE) return this.reject();
+    if (sealed.length < SEALED_HEADER_SIZE + 1 + TAG_SIZE) return undefined;
     const counter = readCounter(sealed);
-    if (counter >= MAX_COUNTER || !this.replay.mayAccept(counter)) return this.reject();
+    if (counter >= MAX_COUNTER || !this.replay.mayAccept(counter)) return undefined;
     const scheduled = this.receiveKeys.keyFor(counter);
-    if (scheduled === undefined) return this.reject();
+    if (scheduled === undefined) return undefined;
     // Decrypted at offset 5: the type lands on byte 5, the body from byte 6, where a version-1 packet has it.
     const messageLength = sealed.length - SEALED_HEADER_SIZE - TAG_SIZE;
     const plain = Buffer.allocUnsafe(HEADER_SIZE - 1 + messageLength);
@@ -131,7 +129,7 @@ export class SecureSession {
       counterNonce(counter, this.receiveNonce),
       scheduled.key,
     );
-    if (!authentic) return this.reject();
+    if (!authentic) return undefined;
     this.replay.accept(counter);
     this.receiveKeys.reached(scheduled.epoch, scheduled.key);
     plain[0] = PROTOCOL_VERSION;
@@ -140,10 +138,6 @@ export class SecureSession {
     return plain;
   }
 
-  private reject(): undefined {
-    this.rejected++;
-    return undefined;
-  }
 }
 
 function writeCounter(out: Buffer, counter: number): void {
