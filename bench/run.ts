@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { machineInfo, machineMarkdown, parseFlags, flagBool, flagString, type BenchResult } from './lib/common';
 import { Child, type Message } from './lib/proc';
 
-const BENCHMARKS = ['bulk', 'kcp', 'many', 'sparse', 'workers', 'channels'] as const;
+const BENCHMARKS = ['bulk', 'kcp', 'many', 'sparse', 'workers', 'channels', 'path'] as const;
 type Name = (typeof BENCHMARKS)[number];
 
 /** Upper bounds per benchmark (the child is killed by PID past them). */
@@ -25,6 +25,7 @@ const LIMIT_MINUTES: Record<Name, { full: number; quick: number }> = {
   sparse: { full: 5, quick: 2 },
   workers: { full: 8, quick: 3 },
   channels: { full: 12, quick: 3 },
+  path: { full: 30, quick: 12 },
 };
 
 const OWN_FLAGS = new Set(['only', 'no-save', 'out']);
