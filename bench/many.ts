@@ -1,11 +1,14 @@
 /**
- * Many connections on loopback: a listener process that echoes, and a client process that opens
- * N concurrent connections (each its own UDP socket, ramped up at --ramp per second), then sends a
- * 100-byte message per connection per second for the steady phase. Reports the listener's CPU %
- * and RSS over the steady phase, the client-measured round trip (latency = RTT / 2), and whether
- * every message came back. A fresh listener/client pair per connection count.
+ * Many connections on loopback: a listener process that echoes, and --clients client processes
+ * that together open N concurrent connections (each its own UDP socket, ramped up at --ramp per
+ * second in all), then send a 100-byte message per connection per second for the steady phase.
+ * Reports the listener's CPU % and RSS over the steady phase, the client-measured round trip
+ * (latency = RTT / 2), whether every message came back, and per client the rate it was asked to
+ * offer against what it offered and got back: a load generator that saturates offers less than
+ * asked, and the report says so instead of measuring a lighter load. A fresh listener and fresh
+ * clients per connection count.
  *
- *   node bench/dist/bench/many.js [--quick] [--conns 1000,10000] [--seconds 30] [--ramp 500]
+ *   node bench/dist/bench/many.js [--quick] [--conns 1000,10000] [--seconds 30] [--ramp 500] [--clients N]
  */
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { connect, listen, type Connection, type EndpointStats } from '../lib/index';
@@ -18,6 +21,14 @@ const MIB = 1024 * 1024;
 const MESSAGE = 100;
 const BUCKETS = 100; // sends spread over 100 slots of 10 ms
 const DRAIN_MS = 5000;
+/** Connections per client process by default: one process of 10,000 saturated at ~8,500 msg/s on 2 cores. */
+const CONNS_PER_CLIENT = 2500;
+/** Offered below this share of the asked rate, a run is reported as failed: it measured a lighter load. */
+const OFFERED_MIN_SHARE = 0.98;
+
+function defaultClients(conns: number): number {
+  return Math.max(1, Math.ceil(conns / CONNS_PER_CLIENT));
+}
 
 interface ListenerReport {
   readonly cpuPercent: number;
@@ -53,6 +64,10 @@ interface ClientReport {
   readonly packetsSent: number;
   readonly pingsSent: number;
   readonly retransmissions: number;
+  /** How late the send steps ran against their 10 ms schedule, ms. */
+  readonly stepLag?: Summary;
+  /** Round trips of the steady phase, ms (0.01 ms resolution), when asked with --samples. */
+  readonly rttSamples?: number[];
 }
 
 function bump(record: Record<string, number>, key: string): void {
@@ -130,6 +145,8 @@ async function client(flags: Flags): Promise<void> {
   const n = flagNumber(flags, 'conns', 1000);
   const ramp = flagNumber(flags, 'ramp', 500); // connections per second; 0 = all at once
   const seconds = flagNumber(flags, 'seconds', 30);
+  const keepSamples = flags.has('samples');
+  const stepLags: number[] = [];
 
   const conns: (Connection | undefined)[] = new Array<Connection | undefined>(n).fill(undefined);
   const connectFailures: Record<string, number> = {};
@@ -204,6 +221,7 @@ async function client(flags: Flags): Promise<void> {
   await new Promise<void>((resolve) => {
     let tick = 0;
     const step = (): void => {
+      stepLags.push(performance.now() - (t0 + tick * 10));
       const bucket = tick % BUCKETS;
       for (let i = bucket; i < n; i += BUCKETS) {
         const conn = conns[i];
@@ -255,51 +273,128 @@ async function client(flags: Flags): Promise<void> {
     packetsSent,
     pingsSent,
     retransmissions,
+    stepLag: summarize(stepLags),
+    ...(keepSamples ? { rttSamples: rtts.map((r) => Math.round(r * 100) / 100) } : {}),
   };
   emit({ type: 'report', report });
 }
 
 // ---- orchestration -----------------------------------------------------------------------------
 
+/** One client process's share of the load, and what it managed. */
+interface ClientShare {
+  readonly conns: number;
+  /** Messages per second it was asked to offer (one per connection per second). */
+  readonly askedRate: number;
+  readonly offeredRate: number;
+  /** Echoes back per second of the steady phase. */
+  readonly achievedRate: number;
+  readonly cpuPercent: number;
+  readonly stepLagP99: number;
+}
+
 interface Outcome {
   readonly conns: number;
+  readonly clients: number;
   /** System-wide UDP RcvbufErrors during ramp-up and during the steady phase. */
   readonly kernelDrops?: { ramp: number; steady: number };
   readonly error?: string;
   readonly listener?: ListenerReport;
-  readonly client?: ClientReport;
+  /** The clients' reports merged: counts summed, round trips over all samples, CPU summed. */
+  readonly client?: Omit<ClientReport, 'rttSamples'>;
+  readonly shares?: ClientShare[];
+  /** The offered rate fell short of the asked one: the run measured a lighter load than it names. */
+  readonly offeredShort?: boolean;
 }
 
-async function runOne(conns: number, seconds: number, ramp: number): Promise<Outcome> {
+function sumRecords(records: readonly Record<string, number>[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const r of records) for (const [k, v] of Object.entries(r)) out[k] = (out[k] ?? 0) + v;
+  return out;
+}
+
+function merge(reports: readonly ClientReport[]): Omit<ClientReport, 'rttSamples'> {
+  const sum = (f: (r: ClientReport) => number): number => reports.reduce((a, r) => a + f(r), 0);
+  const maxOf = (f: (r: ClientReport) => number): number => Math.max(...reports.map(f));
+  const rtts: number[] = [];
+  for (const r of reports) for (const x of r.rttSamples ?? []) rtts.push(x);
+  const connectMs = reports.map((r) => r.connectMs);
+  return {
+    conns: sum((r) => r.conns),
+    open: sum((r) => r.open),
+    connectFailures: sumRecords(reports.map((r) => r.connectFailures)),
+    // Per-client summaries cannot be merged exactly: the worst client's figures.
+    connectMs: { ...connectMs[0]!, p50: Math.max(...connectMs.map((c) => c.p50)), p99: Math.max(...connectMs.map((c) => c.p99)), max: Math.max(...connectMs.map((c) => c.max)) },
+    rampSeconds: maxOf((r) => r.rampSeconds),
+    sent: sum((r) => r.sent),
+    received: sum((r) => r.received),
+    steadySeconds: maxOf((r) => r.steadySeconds),
+    rtt: summarize(rtts),
+    cpuPercent: sum((r) => r.cpuPercent),
+    rssMiB: sum((r) => r.rssMiB),
+    eventLoop: { p50: maxOf((r) => r.eventLoop.p50), p99: maxOf((r) => r.eventLoop.p99), max: maxOf((r) => r.eventLoop.max) },
+    gc: { count: sum((r) => r.gc.count), totalMs: sum((r) => r.gc.totalMs), maxMs: maxOf((r) => r.gc.maxMs) },
+    closedWithError: sumRecords(reports.map((r) => r.closedWithError)),
+    packetsSent: sum((r) => r.packetsSent),
+    pingsSent: sum((r) => r.pingsSent),
+    retransmissions: sum((r) => r.retransmissions),
+    stepLag: summarize([]),
+  };
+}
+
+/** `conns` split over `clients` as evenly as whole connections allow. */
+function split(conns: number, clients: number): number[] {
+  return Array.from({ length: clients }, (_, i) => Math.floor(conns / clients) + (i < conns % clients ? 1 : 0));
+}
+
+async function runOne(conns: number, seconds: number, ramp: number, clients: number): Promise<Outcome> {
   const rampSeconds = ramp > 0 ? conns / ramp : 0;
   const limit = Math.round((rampSeconds + seconds + 60) * 1000);
   const lst = new Child(`many:${conns}:listener`, __filename, ['--role', 'listener', '--limit', String(limit)], { timeoutMs: limit + 5000 });
-  let cli: Child | undefined;
+  const clis: Child[] = [];
   const udp0 = udpCounters();
   try {
     const ready = await lst.next<Message & { port: number }>('ready', 10_000);
-    cli = new Child(
-      `many:${conns}:client`,
-      __filename,
-      ['--role', 'client', '--port', String(ready.port), '--conns', String(conns), '--ramp', String(ramp), '--seconds', String(seconds), '--limit', String(limit)],
-      { timeoutMs: limit + 5000 },
-    );
-    const connected = await cli.next<Message & { open: number; failed: number; rampSeconds: number }>('connected', limit);
-    process.stderr.write(`many ${conns}: ${connected.open} open, ${connected.failed} failed after ${fmt(connected.rampSeconds)} s\n`);
+    const shares = split(conns, clients).filter((n) => n > 0);
+    // Each client ramps at its share of --ramp, so all of them together ramp at --ramp.
+    shares.forEach((n, i) => {
+      const share = ramp > 0 ? Math.max(1, (ramp * n) / conns) : 0;
+      clis.push(
+        new Child(
+          `many:${conns}:client${i}`,
+          __filename,
+          ['--role', 'client', '--port', String(ready.port), '--conns', String(n), '--ramp', String(share), '--seconds', String(seconds), '--limit', String(limit), '--samples'],
+          { timeoutMs: limit + 5000 },
+        ),
+      );
+    });
+    const connected = await Promise.all(clis.map((c) => c.next<Message & { open: number; failed: number; rampSeconds: number }>('connected', limit)));
+    const open = connected.reduce((a, c) => a + c.open, 0);
+    const failed = connected.reduce((a, c) => a + c.failed, 0);
+    process.stderr.write(`many ${conns}: ${open} open, ${failed} failed after ${fmt(Math.max(...connected.map((c) => c.rampSeconds)))} s (${clis.length} client processes)\n`);
     const udp1 = udpCounters();
     lst.send({ type: 'mark' });
-    cli.send({ type: 'go' });
-    await cli.next('steady-done', limit);
+    for (const cli of clis) cli.send({ type: 'go' });
+    await Promise.all(clis.map((cli) => cli.next('steady-done', limit)));
     const udp2 = udpCounters();
     lst.send({ type: 'report' });
     const listenerReport = (await lst.next<Message & { report: ListenerReport }>('report', 10_000)).report;
-    const clientReport = (await cli.next<Message & { report: ClientReport }>('report', DRAIN_MS + 30_000)).report;
+    const reports = await Promise.all(clis.map(async (cli) => (await cli.next<Message & { report: ClientReport }>('report', DRAIN_MS + 30_000)).report));
     const kernelDrops = udp0 && udp1 && udp2 ? { ramp: udp1.rcvbufErrors - udp0.rcvbufErrors, steady: udp2.rcvbufErrors - udp1.rcvbufErrors } : undefined;
-    return { conns, listener: listenerReport, client: clientReport, ...(kernelDrops ? { kernelDrops } : {}) };
+    const clientShares: ClientShare[] = reports.map((r) => ({
+      conns: r.conns,
+      askedRate: r.conns,
+      offeredRate: r.sent / r.steadySeconds,
+      achievedRate: r.received / r.steadySeconds,
+      cpuPercent: r.cpuPercent,
+      stepLagP99: r.stepLag?.p99 ?? NaN,
+    }));
+    const offeredShort = clientShares.some((c) => c.offeredRate < OFFERED_MIN_SHARE * c.askedRate);
+    return { conns, clients: clis.length, listener: listenerReport, client: merge(reports), shares: clientShares, offeredShort, ...(kernelDrops ? { kernelDrops } : {}) };
   } catch (error) {
-    return { conns, error: error instanceof Error ? error.message.split('\n')[0]! : String(error) };
+    return { conns, clients, error: error instanceof Error ? error.message.split('\n')[0]! : String(error) };
   } finally {
-    await Promise.all([cli?.stop(2000), lst.stop(2000)]);
+    await Promise.all([...clis.map((cli) => cli.stop(2000)), lst.stop(2000)]);
   }
 }
 
@@ -308,29 +403,36 @@ function counts(record: Record<string, number> | undefined): string {
   return entries.length === 0 ? '0' : entries.map(([k, v]) => `${v} ${k}`).join(', ');
 }
 
+function sizesOf(flags: Flags): number[] {
+  return (flagString(flags, 'conns') ?? (flags.has('quick') ? '1000' : '1000,10000')).split(',').map(Number);
+}
+
 async function run(flags: Flags): Promise<BenchResult> {
   const quick = flags.has('quick');
-  const sizes = (flagString(flags, 'conns') ?? (quick ? '1000' : '1000,10000')).split(',').map(Number);
+  const sizes = sizesOf(flags);
   const seconds = flagNumber(flags, 'seconds', quick ? 10 : 30);
   const ramp = flagNumber(flags, 'ramp', 500);
+  const clientsFlag = flagString(flags, 'clients');
   const outcomes: Outcome[] = [];
-  for (const size of sizes) outcomes.push(await runOne(size, seconds, ramp));
+  for (const size of sizes) outcomes.push(await runOne(size, seconds, ramp, clientsFlag === undefined ? defaultClients(size) : Number(clientsFlag)));
 
   const rows = outcomes.map((o) => {
-    if (o.error !== undefined || o.listener === undefined || o.client === undefined) return [String(o.conns), `FAILED: ${o.error ?? '?'}`, '', '', '', '', '', '', '', '', '', ''];
+    if (o.error !== undefined || o.listener === undefined || o.client === undefined) return [String(o.conns), `FAILED: ${o.error ?? '?'}`, '', '', '', '', '', '', '', '', '', '', ''];
     const c = o.client;
     const l = o.listener;
+    const offered = c.sent / c.steadySeconds;
     return [
       String(o.conns),
       `${c.open}${c.open < c.conns ? ` (${counts(c.connectFailures)})` : ''}`,
       fmt(l.cpuPercent),
-      fmt(l.cpuPercent / (c.sent / c.steadySeconds / 1000), 1),
+      fmt(l.cpuPercent / (offered / 1000), 1),
       `${fmt(l.rssMiB, 0)} (max ${fmt(l.rssMaxMiB, 0)})`,
       fmt(c.rtt.p50 / 2, 2),
       fmt(c.rtt.p99 / 2, 2),
       fmt(c.rtt.max / 2, 1),
       `${c.received}/${c.sent}${c.received === c.sent ? ' ✓' : ' ✗'}`,
-      fmt(c.sent / c.steadySeconds, 0),
+      `${fmt(offered, 0)} of ${c.conns}${o.offeredShort ? ' ✗ SHORT' : ' ✓'}`,
+      String(o.clients),
       fmt(c.cpuPercent),
       o.kernelDrops ? `${o.kernelDrops.ramp} / ${o.kernelDrops.steady}` : 'n/a',
     ];
@@ -338,10 +440,18 @@ async function run(flags: Flags): Promise<BenchResult> {
   const notes: string[] = [];
   for (const o of outcomes) {
     if (o.client === undefined || o.listener === undefined) continue;
+    if (o.offeredShort) {
+      notes.push(
+        `- **${o.conns}: FAILED — the load generator offered less than ${OFFERED_MIN_SHARE * 100} % of the asked rate** (${fmt(o.client.sent / o.client.steadySeconds, 0)} of ${o.client.conns} msg/s): ` +
+          `the listener figures describe a lighter load; run with more --clients, or on a quieter machine.`,
+      );
+    }
+    const perClient = (o.shares ?? []).map((s, i) => `#${i} ${s.conns} conns: asked ${s.askedRate}, offered ${fmt(s.offeredRate, 0)}, echoed ${fmt(s.achievedRate, 0)} msg/s, CPU ${fmt(s.cpuPercent)} %, send-step lag p99 ${fmt(s.stepLagP99)} ms`);
+    notes.push(`- ${o.conns}, per client process: ${perClient.join('; ')}.`);
     notes.push(
-      `- ${o.conns}: ramp-up took ${fmt(o.client.rampSeconds)} s (connect time p50 ${fmt(o.client.connectMs.p50)} / p99 ${fmt(o.client.connectMs.p99)} / max ${fmt(o.client.connectMs.max)} ms); ` +
-        `event-loop delay p99/max: listener ${fmt(o.listener.eventLoop.p99)} / ${fmt(o.listener.eventLoop.max)} ms, client ${fmt(o.client.eventLoop.p99)} / ${fmt(o.client.eventLoop.max)} ms; ` +
-        `GC during the steady phase: listener ${fmt(o.listener.gc.totalMs, 0)} ms in ${o.listener.gc.count} pauses (max ${fmt(o.listener.gc.maxMs)}), client ${fmt(o.client.gc.totalMs, 0)} ms in ${o.client.gc.count} (max ${fmt(o.client.gc.maxMs)}); ` +
+      `- ${o.conns}: ramp-up took ${fmt(o.client.rampSeconds)} s (connect time p50 ${fmt(o.client.connectMs.p50)} / p99 ${fmt(o.client.connectMs.p99)} / max ${fmt(o.client.connectMs.max)} ms, worst client); ` +
+        `event-loop delay p99/max: listener ${fmt(o.listener.eventLoop.p99)} / ${fmt(o.listener.eventLoop.max)} ms, clients (worst) ${fmt(o.client.eventLoop.p99)} / ${fmt(o.client.eventLoop.max)} ms; ` +
+        `GC during the steady phase: listener ${fmt(o.listener.gc.totalMs, 0)} ms in ${o.listener.gc.count} pauses (max ${fmt(o.listener.gc.maxMs)}), clients ${fmt(o.client.gc.totalMs, 0)} ms in ${o.client.gc.count} (max ${fmt(o.client.gc.maxMs)}); ` +
         `listener accepted ${o.listener.accepted}, echoed ${o.listener.echoed}; client connections closed with error: ${counts(o.client.closedWithError)}; ` +
         `listener connection errors: ${counts(o.listener.connectionErrors)}; client packets sent ${o.client.packetsSent} (pings ${o.client.pingsSent}, retransmissions ${o.client.retransmissions}); ` +
         `listener endpoint: ${o.listener.endpoint.datagramsReceived} datagrams, ${o.listener.endpoint.strangerDatagrams} stranger, ${o.listener.endpoint.sendErrors} send errors.`,
@@ -350,11 +460,14 @@ async function run(flags: Flags): Promise<BenchResult> {
   const markdown = [
     `### Many connections, loopback: one ${MESSAGE}-byte message per connection per second for ${seconds} s, echoed (ramp-up ${ramp > 0 ? `${ramp} connections/s` : 'all at once'})`,
     '',
-    table(['connections', 'open', 'listener CPU % (1 core = 100)', 'listener CPU % per 1k msg/s', 'listener RSS MiB', 'latency p50 ms', 'p99 ms', 'max ms', 'echoes received/sent', 'msgs/s offered', 'client CPU %', 'kernel rcvbuf drops ramp / steady'], rows),
+    table(
+      ['connections', 'open', 'listener CPU % (1 core = 100)', 'listener CPU % per 1k msg/s', 'listener RSS MiB', 'latency p50 ms', 'p99 ms', 'max ms', 'echoes received/sent', 'msgs/s offered of asked', 'client processes', 'clients CPU % (sum)', 'kernel rcvbuf drops ramp / steady'],
+      rows,
+    ),
     '',
-    `Latency = client-measured round trip / 2 during the steady phase. Listener CPU = process.cpuUsage() over the steady phase / wall time. ` +
-      `Every connection is its own client UDP socket, all in one client process (which shares the 2 cores). Echoes counted after up to ${DRAIN_MS / 1000} s of drain. ` +
-      `Sends are spread over ${BUCKETS} slots of 10 ms; "offered" is what the client managed to send (less than 1/s per connection when its own CPU saturates). Kernel drops = system-wide /proc/net/snmp Udp RcvbufErrors deltas.`,
+    `Latency = client-measured round trip / 2 during the steady phase, over every client's samples. Listener CPU = process.cpuUsage() over the steady phase / wall time. ` +
+      `Every connection is its own client UDP socket; the connections are split over the client processes (default one per ${CONNS_PER_CLIENT}; all share the machine's cores with the listener). Echoes counted after up to ${DRAIN_MS / 1000} s of drain. ` +
+      `Sends are spread over ${BUCKETS} slots of 10 ms; "offered" is what the clients managed to send, "asked" one per connection per second: below ${OFFERED_MIN_SHARE * 100} % the row is marked SHORT and the run failed. Kernel drops = system-wide /proc/net/snmp Udp RcvbufErrors deltas.`,
     '',
     ...notes,
   ].join('\n');
@@ -363,10 +476,9 @@ async function run(flags: Flags): Promise<BenchResult> {
 
 benchMain(
   (flags) => {
-    const sizes = (flagString(flags, 'conns') ?? (flags.has('quick') ? '1000' : '1000,10000')).split(',').map(Number);
     const seconds = flagNumber(flags, 'seconds', flags.has('quick') ? 10 : 30);
     const ramp = flagNumber(flags, 'ramp', 500);
-    return sizes.reduce((sum, s) => sum + ((ramp > 0 ? s / ramp : 0) + seconds + 90) * 1000, 0);
+    return sizesOf(flags).reduce((sum, s) => sum + ((ramp > 0 ? s / ramp : 0) + seconds + 90) * 1000, 0);
   },
   run,
   { listener, client },
