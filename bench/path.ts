@@ -15,7 +15,8 @@
  *   node bench/dist/bench/path.js [--quick] [--seeds 3] [--cases stream,bulk]
  *     [--transports rudp,tcp-cubic,tcp-bbr,udx,udp] [--seconds 10] [--mib 48] [--mib-5 16] [--run-limit 60]
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { DEFAULTS } from '../lib/index';
 import { benchMain, flagNumber, flagString, machineInfo, table, type BenchResult, type Flags } from './lib/common';
@@ -499,6 +500,8 @@ async function run(flags: Flags): Promise<BenchResult> {
     const dev = link.exec(NS_A, ['ip', '-o', 'link', 'show', `${NS_A}0`]) ?? '';
     setup = {
       linkem: LINKEM_DIR,
+      // Which linkem measured: netns-up.sh builds it from this source into the state folder.
+      linkemSourceSha256: createHash('sha256').update(readFileSync(path.join(LINKEM_DIR, 'linkem.c'))).digest('hex').slice(0, 16),
       namespaces: `${NS_A} ${IP_A} (receiver) ↔ ${NS_B} ${IP_B} (sender)`,
       device: `${/mtu (\d+)/.exec(dev)?.[0] ?? 'mtu ?'}, ${/qlen (\d+)/.exec(dev)?.[0] ?? 'qlen ?'}`,
       tcpAvailableCongestionControl: link.sysctl(NS_A, 'net.ipv4.tcp_available_congestion_control'),
