@@ -67,7 +67,7 @@ const BURST = `delay=${DELAY_MS},gep=1.3,ger=25,gelg=0,gelb=100`;
 const STREAM_CONDITIONS: readonly Condition[] = [
   { key: 'loss5', label: '5 % each way', imp: { both: `delay=${DELAY_MS},loss=5` } },
   { key: 'loss2', label: '2 % each way', imp: { both: `delay=${DELAY_MS},loss=2` } },
-  { key: 'burst5', label: 'bursty ~4.9 % each way (Gilbert-Elliott, mean burst 4 packets)', imp: { both: BURST } },
+  { key: 'burst5', label: 'bursty 4.9 % each way (Gilbert-Elliott)', imp: { both: BURST } },
 ];
 const BULK_CONDITIONS: readonly Condition[] = [
   { key: 'loss2', label: '2 % each way', imp: { both: `delay=${DELAY_MS},loss=2` } },
