@@ -1,19 +1,28 @@
-import type { SchedulerLike, Subscription } from 'rxjs';
+import type { SchedulerLike } from 'rxjs';
+import { TimerQueue, type TimerEntry } from './timer-queue';
 
 /**
  * One re-armable timer on an injected scheduler. Moving the deadline later costs nothing (the timer
  * fires early, sees it is not due and re-arms); only moving it earlier reschedules. This is how a
- * connection keeps ONE retransmission timer instead of one per packet.
+ * connection keeps ONE retransmission timer instead of one per packet. Every Deadline of one
+ * scheduler lives in that scheduler's TimerQueue: one scheduled action for all of them.
  */
-export class Deadline {
+export class Deadline implements TimerEntry {
   private due = Infinity;
-  private armedFor = Infinity;
-  private action: Subscription | undefined;
+  /** @internal TimerEntry: when the queue runs it (Infinity: not queued). */
+  at = Infinity;
+  /** @internal TimerEntry */
+  order = 0;
+  /** @internal TimerEntry */
+  slot = -1;
+  private readonly queue: TimerQueue;
 
   constructor(
     private readonly scheduler: SchedulerLike,
     private readonly onDue: (now: number) => void,
-  ) {}
+  ) {
+    this.queue = TimerQueue.for(scheduler);
+  }
 
   get time(): number {
     return this.due;
@@ -22,7 +31,7 @@ export class Deadline {
   /** Fire at `time` (scheduler clock, ms); replaces any earlier request. */
   set(time: number): void {
     this.due = time;
-    if (time < this.armedFor) this.arm();
+    if (time < this.at && time !== Infinity) this.queue.add(this, time);
   }
 
   /** Fire at `time` unless already due earlier. */
@@ -34,34 +43,17 @@ export class Deadline {
     this.due = Infinity;
   }
 
-  /** Releases the scheduled action; the deadline can be set again later. */
+  /** Leaves the queue; the deadline can be set again later. */
   dispose(): void {
     this.due = Infinity;
-    this.disarm();
+    this.queue.remove(this);
   }
 
-  private arm(): void {
-    this.disarm();
+  /** @internal TimerEntry: the queue's call once `at` has come. */
+  run(now: number): void {
     if (this.due === Infinity) return;
-    const delay = Math.max(0, Math.ceil(this.due - this.scheduler.now()));
-    this.armedFor = this.due;
-    this.action = this.scheduler.schedule(() => this.fire(), delay);
-  }
-
-  private disarm(): void {
-    this.armedFor = Infinity;
-    const action = this.action;
-    this.action = undefined;
-    action?.unsubscribe();
-  }
-
-  private fire(): void {
-    this.armedFor = Infinity;
-    this.action = undefined;
-    if (this.due === Infinity) return;
-    const now = this.scheduler.now();
     if (now < this.due) {
-      this.arm();
+      this.queue.add(this, this.due);
       return;
     }
     this.due = Infinity;
