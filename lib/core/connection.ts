@@ -1,5 +1,6 @@
 import { BehaviorSubject, Observable, Subject, Subscription, interval, map, takeUntil, type ObservableInput, type SchedulerLike } from 'rxjs';
 import { encodedLength } from '../wire/codec';
+import { ChannelPacketType } from '../wire/channels';
 import { CloseReason, DATA_HEADER_SIZE, HEADER_SIZE, MAX_CLOSE_TEXT_BYTES, PacketType, type ClosePacket, type ConnectAckPacket, type Packet } from '../wire/packet';
 import { AddressValidation } from './address-validation';
 import { NewReno, type CongestionController } from './congestion';
@@ -105,6 +106,8 @@ export class ConnectionCore implements Connection {
   private readonly inbox: Inbox;
   private readonly validation: AddressValidation;
   private readonly memory: MemoryAccount;
+  /** When DATA last left or arrived: a connection carrying data does not PING at the first interval of silence. */
+  private lastDataAt = -Infinity;
   /** Send-buffer bytes claimed from `memory` (what bufferedBytes was when last settled). */
   private sendClaimed = 0;
   private readonly routes = new PacketRoutes();
@@ -194,7 +197,9 @@ export class ConnectionCore implements Connection {
     const pipelines: Observable<Packet>[] = [
       ackTriggers$.pipe(acknowledge({ connectionId, receiver, maxDelay: ACK_DELAY_MS, maxPending, scheduler })),
       arrivals$.pipe(requestRepeats({ connectionId, receiver, rtt, repeatDelay: options.repeatDelay, deliveryTimeout: options.deliveryTimeout, scheduler })),
-      routes.heard$.pipe(keepAlive({ connectionId, pingInterval: options.pingInterval, pingPacketCount: options.pingPacketCount, scheduler, pingAcks$: routes.pingAck$, rtt })),
+      routes.heard$.pipe(
+        keepAlive({ connectionId, pingInterval: options.pingInterval, pingPacketCount: options.pingPacketCount, scheduler, pingAcks$: routes.pingAck$, rtt, lastDataAt: () => this.lastDataAt }),
+      ),
       routes.ping$.pipe(answerPings()),
     ];
     for (const pipeline of pipelines) this.subscriptions.add(pipeline.subscribe(new Sink(toWire, failed)));
@@ -336,6 +341,7 @@ export class ConnectionCore implements Connection {
     if (this.closeInfo !== undefined) return;
     this.counters.packetsReceived++;
     this.counters.bytesReceived += size;
+    if (packet.type === PacketType.Data || packet.type === ChannelPacketType.ChannelData) this.lastDataAt = this.scheduler.now();
     if (!this.validation.validated) {
       this.validation.validate();
       this.unblocked$.next(); // send what the budget held back
@@ -528,6 +534,10 @@ export class ConnectionCore implements Connection {
     counters.packetsSent++;
     counters.bytesSent += this.transmitDatagram(packet);
     switch (packet.type) {
+      case PacketType.Data:
+      case ChannelPacketType.ChannelData:
+        this.lastDataAt = this.scheduler.now();
+        break;
       case PacketType.DataAck:
         counters.acksSent++;
         this.receiver.advertisedWindow = packet.window;

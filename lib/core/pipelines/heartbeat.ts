@@ -9,6 +9,8 @@ export interface HeartbeatConfig {
   readonly pingInterval: number;
   readonly pingPacketCount: number;
   readonly scheduler: SchedulerLike;
+  /** When DATA last left or arrived (scheduler clock; -Infinity if never): a connection carrying data skips the first PING. */
+  readonly lastDataAt?: () => number;
 }
 
 /**
@@ -16,9 +18,15 @@ export interface HeartbeatConfig {
  * the last tick, emits the ordinal of each PING to send at 1 ×, 2 × … `pingPacketCount` ×
  * `pingInterval`, and errors with ConnectionTimeoutError at (`pingPacketCount` + 1) × `pingInterval`.
  * One lazy timer: a tick only records the time, so busy connections cost no timer churn.
+ *
+ * A connection that carried DATA in the `pingInterval` before the silence began skips the 1 ×
+ * PING (when `pingPacketCount` > 1): application traffic every `pingInterval` (a message a second,
+ * the default interval) would otherwise arrive just after the deadline half the time, and every
+ * such connection would add a PING and a PING_ACK per message. Its data gets acknowledged, which
+ * proves the peer alive; a dead peer is still pinged from 2 × on and declared dead at the same time.
  */
 export function heartbeat(config: HeartbeatConfig): OperatorFunction<unknown, number> {
-  const { pingInterval, pingPacketCount, scheduler } = config;
+  const { pingInterval, pingPacketCount, scheduler, lastDataAt } = config;
   return (alive$) =>
     new Observable<number>((subscriber) => {
       let lastHeard = scheduler.now();
@@ -31,8 +39,9 @@ export function heartbeat(config: HeartbeatConfig): OperatorFunction<unknown, nu
           return;
         }
         if (due > pings) {
+          const skip = due === 1 && pingPacketCount > 1 && lastDataAt !== undefined && lastDataAt() >= lastHeard - pingInterval;
           pings = due;
-          subscriber.next(due);
+          if (!skip) subscriber.next(due);
         }
         deadline.set(lastHeard + (pings + 1) * pingInterval);
       });
