@@ -15,6 +15,7 @@ import { connect, listen, type Connection, type EndpointStats } from '../lib/ind
 import { benchMain, cpuSeconds, loopDelaySummary, watchGc, LOOP_RESOLUTION_MS, flagNumber, flagString, table, udpCounters, type BenchResult, type Flags } from './lib/common';
 import { Child, CommandBox, childGuard, emit, sleep, type Message } from './lib/proc';
 import { fmt, summarize, type Summary } from './lib/stats';
+import { idleRole, virtualRole, type IdleReport } from './many-idle';
 
 const HOST = '127.0.0.1';
 const MIB = 1024 * 1024;
@@ -403,6 +404,23 @@ function counts(record: Record<string, number> | undefined): string {
   return entries.length === 0 ? '0' : entries.map(([k, v]) => `${v} ${k}`).join(', ');
 }
 
+/** Idle connections on the VirtualNetwork, in a process of their own (full GCs need --expose-gc). */
+async function runIdle(n: number): Promise<IdleReport | { error: string }> {
+  const limit = 600_000;
+  const child = new Child(`many:idle:${n}`, __filename, ['--role', 'idle', '--idle', String(n), '--limit', String(limit)], { timeoutMs: limit, nodeArgs: ['--expose-gc', '--max-old-space-size=8192'] });
+  try {
+    return (await child.next<Message & { report: IdleReport }>('report', limit)).report;
+  } catch (error) {
+    return { error: error instanceof Error ? error.message.split('\n')[0]! : String(error) };
+  } finally {
+    await child.stop(2000);
+  }
+}
+
+function idleOf(flags: Flags): number {
+  return flagNumber(flags, 'idle', flags.has('quick') ? 10_000 : 100_000);
+}
+
 function sizesOf(flags: Flags): number[] {
   return (flagString(flags, 'conns') ?? (flags.has('quick') ? '1000' : '1000,10000')).split(',').map(Number);
 }
@@ -415,6 +433,8 @@ async function run(flags: Flags): Promise<BenchResult> {
   const clientsFlag = flagString(flags, 'clients');
   const outcomes: Outcome[] = [];
   for (const size of sizes) outcomes.push(await runOne(size, seconds, ramp, clientsFlag === undefined ? defaultClients(size) : Number(clientsFlag)));
+  const idleCount = idleOf(flags);
+  const idle = idleCount > 0 ? await runIdle(idleCount) : undefined;
 
   const rows = outcomes.map((o) => {
     if (o.error !== undefined || o.listener === undefined || o.client === undefined) return [String(o.conns), `FAILED: ${o.error ?? '?'}`, '', '', '', '', '', '', '', '', '', '', ''];
@@ -470,16 +490,33 @@ async function run(flags: Flags): Promise<BenchResult> {
       `Sends are spread over ${BUCKETS} slots of 10 ms; "offered" is what the clients managed to send, "asked" one per connection per second: below ${OFFERED_MIN_SHARE * 100} % the row is marked SHORT and the run failed. Kernel drops = system-wide /proc/net/snmp Udp RcvbufErrors deltas.`,
     '',
     ...notes,
+    ...(idle === undefined ? [] : ['', idleMarkdown(idle)]),
   ].join('\n');
-  return { name: 'many', title: 'Many connections', markdown, data: { seconds, ramp, outcomes }, seconds: 0 };
+  return { name: 'many', title: 'Many connections', markdown, data: { seconds, ramp, outcomes, idle }, seconds: 0 };
+}
+
+function idleMarkdown(idle: IdleReport | { error: string }): string {
+  if ('error' in idle) return `Idle connections on the VirtualNetwork: FAILED: ${idle.error}`;
+  const kib = (b: number): string => fmt(b / 1024, 1);
+  return [
+    `Idle connections on the VirtualNetwork (one process, virtual time, 10 s idle after opening):`,
+    '',
+    table(
+      ['connections', 'open', 'live heap per pair KiB', 'per listener-side connection KiB', 'heap MiB', 'RSS MiB', 'scheduled actions while idle', 'opening took s'],
+      [[String(idle.connections), String(idle.open), kib(idle.heapPerPair), kib(idle.heapPerListenerConnection), fmt(idle.heapMiB, 0), fmt(idle.rssMiB, 0), String(idle.scheduledActions), fmt(idle.openSeconds)]],
+    ),
+    '',
+    `A pair = a listener-side and a starter-side connection with the starter's socket; live heap = heapUsed + arrayBuffers after full GCs, over the process before the first connect. ` +
+      `The listener-side figure is measured after the starters' sockets went silently (the listener's connections stay up until their ping timeout).`,
+  ].join('\n');
 }
 
 benchMain(
   (flags) => {
     const seconds = flagNumber(flags, 'seconds', flags.has('quick') ? 10 : 30);
     const ramp = flagNumber(flags, 'ramp', 500);
-    return sizesOf(flags).reduce((sum, s) => sum + ((ramp > 0 ? s / ramp : 0) + seconds + 90) * 1000, 0);
+    return sizesOf(flags).reduce((sum, s) => sum + ((ramp > 0 ? s / ramp : 0) + seconds + 90) * 1000, 0) + (idleOf(flags) > 0 ? 600_000 : 0);
   },
   run,
-  { listener, client },
+  { listener, client, idle: (flags) => idleRole(flagNumber(flags, 'idle', 10_000)), virtual: (flags) => virtualRole(flagNumber(flags, 'conns', 10_000), flagNumber(flags, 'seconds', 10)) },
 );
