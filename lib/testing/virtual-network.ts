@@ -50,6 +50,14 @@ export interface LinkImpairment {
    * direction (host pair); returning true drops it (counted as `dropped`, fate 'lost').
    */
   readonly drop?: (datagram: WireDatagram, index: number) => boolean;
+  /**
+   * A bottleneck: the direction carries at most this many payload bytes per second, one datagram
+   * after another (its transmission time adds to the delay, and datagrams queue behind each
+   * other, first-in first-out). Default: unlimited.
+   */
+  readonly rate?: number;
+  /** Bytes the bottleneck's queue holds (drop-tail: a datagram that does not fit is lost). Default: unbounded. Needs `rate`. */
+  readonly queue?: number;
 }
 
 export interface VirtualNetworkOptions {
@@ -122,6 +130,9 @@ interface NormalizedImpairment {
   readonly reorderDelay: number;
   readonly fifo: boolean;
   readonly drop: ((datagram: WireDatagram, index: number) => boolean) | undefined;
+  /** Bytes per ms; Infinity = no bottleneck. */
+  readonly bytesPerMs: number;
+  readonly queue: number;
 }
 
 interface MutableCounters {
@@ -141,6 +152,8 @@ interface Link {
   index: number;
   /** Arrival time of the latest first copy scheduled on this direction (for `fifo`). */
   lastArrival: number;
+  /** When the bottleneck has sent everything queued on it (for `rate`). */
+  busyUntil: number;
   readonly counters: MutableCounters;
 }
 
@@ -167,6 +180,12 @@ function duration(name: string, value: number | undefined): number | undefined {
   return value;
 }
 
+function positive(name: string, value: number | undefined): number {
+  if (value === undefined) return Infinity;
+  if (!(value > 0)) throw new RangeError(`LinkImpairment.${name} must be a positive number, got ${value}`);
+  return value;
+}
+
 function normalize(impairment: LinkImpairment): NormalizedImpairment {
   const delay = duration('delay', impairment.delay) ?? 0;
   const jitter = Math.floor(duration('jitter', impairment.jitter) ?? 0);
@@ -179,6 +198,8 @@ function normalize(impairment: LinkImpairment): NormalizedImpairment {
     reorderDelay: duration('reorderDelay', impairment.reorderDelay) ?? delay + jitter + 1,
     fifo: impairment.fifo === true,
     drop: impairment.drop,
+    bytesPerMs: positive('rate', impairment.rate) / 1000,
+    queue: positive('queue', impairment.queue),
   };
 }
 
@@ -381,6 +402,7 @@ export class VirtualNetwork {
         override: undefined,
         index: 0,
         lastArrival: -Infinity,
+        busyUntil: -Infinity,
         counters: zeroCounters(),
       };
       host.links.set(to, link);
@@ -478,6 +500,16 @@ export class VirtualNetwork {
     const from: Endpoint = { address: host.address, port: socket.port };
     let lost = uLoss < imp.loss;
     if (!lost && imp.drop) lost = imp.drop({ from, to: { address, port }, data: copy, time: now }, index);
+    // The bottleneck: the queue ahead of this datagram, in bytes, is what is still to be sent.
+    let queued = 0;
+    if (!lost && imp.bytesPerMs !== Infinity) {
+      const backlog = Math.max(0, link.busyUntil - now) * imp.bytesPerMs;
+      if (backlog + copy.byteLength > imp.queue) lost = true;
+      else {
+        link.busyUntil = Math.max(link.busyUntil, now) + copy.byteLength / imp.bytesPerMs;
+        queued = link.busyUntil - now;
+      }
+    }
 
     let first = -1;
     let second = -1;
@@ -486,7 +518,7 @@ export class VirtualNetwork {
       this.total.dropped++;
     } else {
       const sender: Datagram = { data: copy, address: host.address, port: socket.port };
-      first = imp.delay + Math.floor(uJitter * imp.jitterSpan) + (uReorder < imp.reorder ? imp.reorderDelay : 0);
+      first = queued + imp.delay + Math.floor(uJitter * imp.jitterSpan) + (uReorder < imp.reorder ? imp.reorderDelay : 0);
       if (imp.fifo) {
         first = Math.max(first, link.lastArrival - now);
         link.lastArrival = now + first;
@@ -495,7 +527,7 @@ export class VirtualNetwork {
       if (uDuplicate < imp.duplicate) {
         link.counters.duplicated++;
         this.total.duplicated++;
-        second = imp.delay + Math.floor(uJitter2 * imp.jitterSpan) + (uReorder2 < imp.reorder ? imp.reorderDelay : 0);
+        second = queued + imp.delay + Math.floor(uJitter2 * imp.jitterSpan) + (uReorder2 < imp.reorder ? imp.reorderDelay : 0);
         this.schedule(link, { data: new Uint8Array(copy), address: host.address, port: socket.port }, address, port, second);
       }
     }

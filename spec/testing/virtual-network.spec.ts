@@ -126,6 +126,28 @@ describe('VirtualNetwork', () => {
     expect(b.received[0]!.time).toBe(0);
   });
 
+  it('a rate limit serializes datagrams: each waits for those ahead of it, then its own transmission time', () => {
+    const { scheduler, net } = setup({ default: { delay: 5, rate: 100_000 } }); // 100 bytes per ms
+    const a = bind(net.socketFactory(A), scheduler, { port: 1000 });
+    const b = bind(net.socketFactory(B), scheduler, { port: 2000 });
+    for (let i = 0; i < 3; i++) a.socket.send(new Uint8Array(200), 2000, B);
+    scheduler.schedule(() => a.socket.send(new Uint8Array(100), 2000, B), 20); // the queue has drained by then
+    scheduler.flush();
+    expect(b.received.map((r) => r.time)).toEqual([7, 9, 11, 26]);
+  });
+
+  it('a full bottleneck queue drops what does not fit (drop-tail), counted as dropped', () => {
+    const { scheduler, net } = setup({ default: { rate: 100_000, queue: 500 } });
+    const a = bind(net.socketFactory(A), scheduler, { port: 1000 });
+    const b = bind(net.socketFactory(B), scheduler, { port: 2000 });
+    for (let i = 0; i < 5; i++) a.socket.send(new Uint8Array(200), 2000, B); // 200 + 200 fit, 600 does not
+    scheduler.schedule(() => a.socket.send(new Uint8Array(200), 2000, B), 3); // 100 bytes left: fits again
+    scheduler.flush();
+    expect(b.received.map((r) => r.time)).toEqual([2, 4, 6]);
+    expect(net.stats().total).toMatchObject({ sent: 6, delivered: 3, dropped: 3 });
+    expect(() => setup({ default: { rate: 0 } })).toThrow(RangeError);
+  });
+
   it('keeps FIFO order on a link without jitter or reordering', () => {
     const { scheduler, net } = setup({ default: { delay: 5 } });
     const a = bind(net.socketFactory(A), scheduler);
