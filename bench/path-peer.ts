@@ -24,6 +24,8 @@ const SOCKET_BUFFER = 4 * MIB;
 const SEND_CONCURRENCY = 32;
 const SAMPLE_STRIDE = 1021;
 const HEADER = 12; // u32 sequence number + u64 hrtime stamp
+/** UDP payload of a clock datagram (44 bytes as an IP packet). */
+const CLOCK_PAYLOAD = 16;
 
 const now = (): bigint => process.hrtime.bigint();
 
@@ -305,8 +307,52 @@ async function server(flags: Flags): Promise<void> {
     throw new Error(`unknown --transport ${transport}`);
   }
 
+  const clockPort = flagNumber(flags, 'clock-port', 0);
+  if (clockPort > 0) {
+    // The clock flow's far end: echoes every datagram, so both directions carry it.
+    const clock = dgram.createSocket('udp4');
+    let echoed = 0;
+    clock.on('message', (m, from) => {
+      echoed++;
+      clock.send(m, from.port, from.address);
+    });
+    clock.bind(clockPort, host);
+    void box.next('clock').then(() => emit({ type: 'clock', echoed }));
+  }
+
   await box.next('finish');
   emit({ type: 'report', ...rx.report(), transportStats: extra() });
+}
+
+/**
+ * A clock flow beside the transport: small datagrams at `rate` per second to the server, which
+ * echoes them. linkem steps its Gilbert-Elliott chain once per packet, so without it a burst
+ * lasts a number of the transport's own packets, however long it stays quiet; with it the chain
+ * steps at least `rate` times a second each way, and a burst ends in time, as on a real link.
+ */
+function startClock(flags: Flags, box: CommandBox): void {
+  const rate = flagNumber(flags, 'clock-rate', 0);
+  if (rate <= 0) return;
+  const host = flagString(flags, 'host') ?? '127.0.0.1';
+  const port = flagNumber(flags, 'clock-port', 0);
+  const socket = dgram.createSocket('udp4');
+  const payload = Buffer.alloc(CLOCK_PAYLOAD, 0x63);
+  let sent = 0;
+  let received = 0;
+  socket.on('message', () => void received++);
+  const t0 = performance.now();
+  const timer = setInterval(() => {
+    const due = Math.floor(((performance.now() - t0) * rate) / 1000);
+    while (sent < due) {
+      sent++;
+      socket.send(payload, port, host);
+    }
+  }, 1000 / rate);
+  void box.next('clock-stop').then(async () => {
+    clearInterval(timer);
+    await new Promise((resolve) => setTimeout(resolve, 100)); // the last echoes come back (RTT 20 ms)
+    emit({ type: 'clock', sent, received });
+  });
 }
 
 // ---- senders (client role) ----------------------------------------------------------------------------
@@ -346,6 +392,7 @@ async function client(flags: Flags): Promise<void> {
   const rate = flagNumber(flags, 'rate', 200);
   const size = flagNumber(flags, 'size', 1024);
   const blocks = Math.ceil(flagNumber(flags, 'total', 0) / MIB);
+  startClock(flags, box);
   let startNs = 0n;
   let cpu0 = process.cpuUsage();
   let extra = (): Record<string, unknown> => ({});

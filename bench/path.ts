@@ -11,9 +11,12 @@
  * - bulk: 1 MiB messages as fast as each transport goes; goodput, with a hard time limit per run
  *   (a run that does not finish reports what it delivered in the time).
  * - for every run: datagrams and bytes each way as linkem counted them (SIGUSR1 before and after).
+ * - bursty loss: a 200/s echoed clock flow beside the transport, so linkem's per-packet
+ *   Gilbert-Elliott chain steps in time (its datagrams are counted and taken out of the figures).
  *
  *   node bench/dist/bench/path.js [--quick] [--seeds 3] [--cases stream,bulk]
- *     [--transports rudp,tcp-cubic,tcp-bbr,udx,udp] [--seconds 10] [--mib 48] [--mib-5 16] [--run-limit 60]
+ *     [--conditions loss5,loss2,burst5] [--transports rudp,tcp-cubic,tcp-bbr,udx,udp]
+ *     [--seconds 10] [--mib 48] [--mib-5 16] [--run-limit 60] [--budget 1500] [--first-seed 1]
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -32,7 +35,12 @@ const SIZE = 1024;
 const SERVER_PORT = 47000;
 /** udx has no handshake, so the sender's port is fixed and known to the receiver up front. */
 const UDX_CLIENT_PORT = 47001;
-const STREAM_DRAIN_MS = 5_000;
+/**
+ * How long after the last send a reliable stream may take to deliver the rest. Long: under the
+ * bursty loss a TCP or udx sender in retransmission backoff can stall for seconds (see the notes),
+ * and such a run should show its latencies, not fail for want of patience.
+ */
+const STREAM_DRAIN_MS = 20_000;
 
 interface TransportSpec {
   readonly label: string;
@@ -54,8 +62,14 @@ interface Condition {
   readonly key: string;
   readonly label: string;
   readonly imp: Impairment;
-  readonly note?: string;
+  /** Datagrams per second of the clock flow beside the transport (see path-peer.ts startClock). */
+  readonly clock?: number;
 }
+
+const CLOCK_PORT = 47002;
+/** A clock datagram as linkem counts it: 16 bytes of payload + UDP and IPv4 headers. */
+const CLOCK_IP_BYTES = 16 + 8 + 20;
+const CLOCK_RATE = 200;
 
 /**
  * Gilbert-Elliott: P(good→bad) 1.3 %, P(bad→good) 25 %, every packet lost in the bad state, none in
@@ -67,7 +81,7 @@ const BURST = `delay=${DELAY_MS},gep=1.3,ger=25,gelg=0,gelb=100`;
 const STREAM_CONDITIONS: readonly Condition[] = [
   { key: 'loss5', label: '5 % each way', imp: { both: `delay=${DELAY_MS},loss=5` } },
   { key: 'loss2', label: '2 % each way', imp: { both: `delay=${DELAY_MS},loss=2` } },
-  { key: 'burst5', label: 'bursty 4.9 % each way (Gilbert-Elliott)', imp: { both: BURST } },
+  { key: 'burst5', label: 'bursty 4.9 % each way (Gilbert-Elliott)', imp: { both: BURST }, clock: CLOCK_RATE },
 ];
 const BULK_CONDITIONS: readonly Condition[] = [
   { key: 'loss2', label: '2 % each way', imp: { both: `delay=${DELAY_MS},loss=2` } },
@@ -82,6 +96,8 @@ interface Traffic {
   /** Packets linkem dropped for reasons other than the configured loss (queue, memory, TUN write): should be 0. */
   readonly harnessDrops: number;
   readonly linkemCpuSeconds: number;
+  /** The clock flow's datagrams, already taken out of the figures above. */
+  readonly clock?: { readonly sent: number; readonly echoed: number; readonly received: number };
 }
 
 interface RunRecord {
@@ -110,13 +126,17 @@ interface RunRecord {
   readonly payloadBytes?: number;
 }
 
-function traffic(d: LinkDelta): Traffic {
+function traffic(d: LinkDelta, clock?: Traffic['clock']): Traffic {
   const harness = (x: LinkDelta['ab']): number => x.drop_queue + x.drop_mem + x.drop_write;
+  // The clock's datagrams are counted exactly at both ends: sent by B, echoed by A (= arrived
+  // at A), received back by B. Their share of linkem's counters comes off.
+  const c = clock ?? { sent: 0, echoed: 0, received: 0 };
   return {
-    data: { datagrams: d.ba.in_pkts, bytes: d.ba.in_bytes, lost: d.ba.drop_loss },
-    reverse: { datagrams: d.ab.in_pkts, bytes: d.ab.in_bytes, lost: d.ab.drop_loss },
+    data: { datagrams: d.ba.in_pkts - c.sent, bytes: d.ba.in_bytes - c.sent * CLOCK_IP_BYTES, lost: d.ba.drop_loss - (c.sent - c.echoed) },
+    reverse: { datagrams: d.ab.in_pkts - c.echoed, bytes: d.ab.in_bytes - c.echoed * CLOCK_IP_BYTES, lost: d.ab.drop_loss - (c.echoed - c.received) },
     harnessDrops: harness(d.ab) + harness(d.ba),
     linkemCpuSeconds: d.cpuSeconds,
+    ...(clock === undefined ? {} : { clock }),
   };
 }
 
@@ -160,14 +180,15 @@ async function runOne(p: RunParams): Promise<RunRecord> {
   }
   const childLimit = p.limitMs + 30_000;
   const common = ['--transport', spec.peer, '--case', p.kind, '--count', String(p.count), '--rate', String(RATE), '--size', String(SIZE), '--total', String(p.total), '--limit', String(childLimit)];
-  const server = new NsChild(`path:${p.transport}:server`, NS_A, PEER, ['--role', 'server', '--host', IP_A, '--port', String(SERVER_PORT), '--peer-host', IP_B, '--peer-port', String(UDX_CLIENT_PORT), ...common], childLimit + 5000);
+  const clockArgs = p.condition.clock === undefined ? [] : ['--clock-rate', String(p.condition.clock), '--clock-port', String(CLOCK_PORT)];
+  const server = new NsChild(`path:${p.transport}:server`, NS_A, PEER, ['--role', 'server', '--host', IP_A, '--port', String(SERVER_PORT), '--peer-host', IP_B, '--peer-port', String(UDX_CLIENT_PORT), ...clockArgs, ...common], childLimit + 5000);
   let client: NsChild | undefined;
   try {
     const ready = await server.next<Message & { port: number; recvBuffer?: number; sendBuffer?: number }>('ready', 15_000);
     if (ready.recvBuffer !== undefined) p.grants[`${spec.peer} receive buffer (getsockopt)`] = ready.recvBuffer;
     if (ready.sendBuffer !== undefined && spec.peer === 'udx') p.grants[`${spec.peer} send buffer (getsockopt)`] = ready.sendBuffer;
     const before = await p.link.counters();
-    client = new NsChild(`path:${p.transport}:client`, NS_B, PEER, ['--role', 'client', '--host', IP_A, '--port', String(ready.port), '--self-host', IP_B, '--self-port', String(UDX_CLIENT_PORT), ...common], childLimit + 5000);
+    client = new NsChild(`path:${p.transport}:client`, NS_B, PEER, ['--role', 'client', '--host', IP_A, '--port', String(ready.port), '--self-host', IP_B, '--self-port', String(UDX_CLIENT_PORT), ...clockArgs, ...common], childLimit + 5000);
     // Rejects when the client reports an error or exits: raced against what the server says.
     const clientFailure = client.next('never', childLimit + 10_000);
     clientFailure.catch(() => undefined);
@@ -189,6 +210,14 @@ async function runOne(p: RunParams): Promise<RunRecord> {
       );
       deadlineNs = process.hrtime.bigint();
     }
+    let clock: Traffic['clock'];
+    if (p.condition.clock !== undefined) {
+      client.send({ type: 'clock-stop' });
+      const c = await client.next<Message & { sent: number; received: number }>('clock', 3000);
+      server.send({ type: 'clock' });
+      const e = await server.next<Message & { echoed: number }>('clock', 3000);
+      clock = { sent: c.sent, echoed: e.echoed, received: c.received };
+    }
     await sleep(200); // the last acknowledgements cross the link before the second snapshot
     const after = await p.link.counters();
     const info = spec.peer === 'tcp' ? tcpInfo(p.link) : undefined;
@@ -198,7 +227,7 @@ async function runOne(p: RunParams): Promise<RunRecord> {
     const stats = await client.next<Message & { cpuSeconds: number; transportStats: Record<string, unknown> }>('stats', 5000).catch(() => undefined);
     const sent = await client.next<Message & { startNs: number }>('sent', 1).catch(() => undefined);
     const started = await client.next<Message & { startNs: number }>('started', 1).catch(() => undefined);
-    const t = traffic(counterDelta(before, after));
+    const t = traffic(counterDelta(before, after), clock);
     const shared = {
       ...base,
       traffic: t,
@@ -453,6 +482,8 @@ interface Plan {
   readonly quick: boolean;
   readonly seeds: number[];
   readonly cases: string[];
+  /** Condition keys to run (bulk has loss2 and loss5 only). */
+  readonly conditions: string[];
   readonly transports: string[];
   readonly seconds: number;
   readonly totals: Record<string, number>;
@@ -469,6 +500,7 @@ function plan(flags: Flags): Plan {
     quick,
     seeds: Array.from({ length: n }, (_, i) => first + i),
     cases: list(flags, 'cases', ['stream', 'bulk'], ['stream', 'bulk']),
+    conditions: list(flags, 'conditions', ['loss5', 'loss2', 'burst5'], ['loss5', 'loss2', 'burst5']),
     transports: list(flags, 'transports', Object.keys(TRANSPORTS), Object.keys(TRANSPORTS)),
     seconds: flagNumber(flags, 'seconds', quick ? 4 : 10),
     totals: { loss2: mib * MIB, loss5: flagNumber(flags, 'mib-5', quick ? 8 : 16) * MIB },
@@ -524,7 +556,7 @@ async function run(flags: Flags): Promise<BenchResult> {
     // machine spreads over all of them.
     for (const seed of p.seeds) {
       for (const kind of p.cases as ('stream' | 'bulk')[]) {
-        const conditions = kind === 'stream' ? STREAM_CONDITIONS : BULK_CONDITIONS;
+        const conditions = (kind === 'stream' ? STREAM_CONDITIONS : BULK_CONDITIONS).filter((c) => p.conditions.includes(c.key));
         for (const condition of conditions) {
           for (const transport of p.transports) {
             if (kind === 'bulk' && TRANSPORTS[transport]!.streamOnly === true) continue;
@@ -541,7 +573,7 @@ async function run(flags: Flags): Promise<BenchResult> {
               seed,
               count: p.seconds * RATE,
               total: p.totals[condition.key] ?? 0,
-              limitMs: kind === 'stream' ? (p.seconds + 20) * 1000 : p.runLimitS * 1000,
+              limitMs: kind === 'stream' ? (p.seconds + 10) * 1000 + STREAM_DRAIN_MS : p.runLimitS * 1000,
               grants,
             });
             records.push(record);
@@ -551,7 +583,7 @@ async function run(flags: Flags): Promise<BenchResult> {
               : kind === 'stream'
                 ? `p50 ${fmt(record.latency?.p50, 2)} p99 ${fmt(record.latency?.p99)} max ${fmt(record.latency?.max)} ms, ${record.delivered}/${record.expected}`
                 : `${fmt(record.goodputMBs, 2)} MB/s${record.finished ? '' : ` (did not finish: ${fmt((record.bytes ?? 0) / MIB, 1)} MiB in ${fmt(record.seconds, 0)} s)`}`;
-            process.stderr.write(`path ${label}: ${summary}; data ${record.traffic?.data.datagrams ?? '?'} datagrams (${record.traffic?.data.lost ?? '?'} lost), reverse ${record.traffic?.reverse.datagrams ?? '?'}\n`);
+            process.stderr.write(`path ${label}: ${summary}; data ${record.traffic?.data.datagrams ?? '?'} datagrams (${record.traffic?.data.lost ?? '?'} lost), reverse ${record.traffic?.reverse.datagrams ?? '?'}${record.traffic?.clock ? `; clock ${record.traffic.clock.sent} sent, ${record.traffic.clock.echoed} echoed, ${record.traffic.clock.received} back` : ''}\n`);
           }
         }
       }
@@ -591,8 +623,9 @@ async function run(flags: Flags): Promise<BenchResult> {
     `Linkem impairments (\`netns-up.sh\` arguments, with \`--seed N\` per run, which resets its random streams and Gilbert-Elliott state before every run): ` +
       [...(p.cases.includes('stream') ? STREAM_CONDITIONS.map((c) => `stream ${c.key} \`${impairmentArgs(c.imp, 0).slice(0, -2).join(' ')}\``) : []), ...(p.cases.includes('bulk') ? BULK_CONDITIONS.map((c) => `bulk ${c.key} \`${impairmentArgs(c.imp, 0).slice(0, -2).join(' ')}\``) : [])].join(', ') +
       `. The bursty condition is Gilbert-Elliott with P(good→bad) 1.3 %, P(bad→good) 25 %, loss 100 % in the bad state and 0 in the good one: 4.9 % of packets on average, bursts of 4 packets on average ` +
-      `(few bursts per run, so a run's realized loss varies: see "data lost on link"). linkem steps that chain once per packet, not per unit of time, so a sender that goes quiet after a loss (a TCP or udx retransmission timeout) ` +
-      `meets the same burst with each retransmission, 75 % of them lost again: its stall grows with its backoff, which a burst in time would not do. ` +
+      `(few bursts per run, so a run's realized loss varies: see "data lost on link"). linkem steps that chain once per packet, not per unit of time, so alone a sender that goes quiet after a loss (a TCP or udx retransmission timeout) ` +
+      `would meet the same burst with each retransmission, 75 % of them lost again, and stall for seconds. So in that condition a clock flow crosses the link beside the transport: the sender's process sends ${CLOCK_RATE} datagrams/s of ${CLOCK_IP_BYTES} bytes (IP) to the receiver's, which echoes them; ` +
+      `the chain then steps at least ${CLOCK_RATE} times a second each way and a burst ends in time (~${fmt((4 * 1000) / (2 * CLOCK_RATE), 0)}–${fmt((4 * 1000) / CLOCK_RATE, 0)} ms) as on a real link. Both ends count the clock's datagrams exactly, and they are taken out of every traffic figure. ` +
       `At one seed the k-th packet into a direction meets the same fate for every transport (each direction draws its own stream, one decision per packet); transports send different packets (acknowledgements, retransmissions), so which message that hits differs.`,
     '',
     `One-way latency = arrival (after the whole message) − the CLOCK_MONOTONIC stamp (process.hrtime.bigint()) the sender wrote into the message when it sent it; both processes read the same kernel clock. ` +
