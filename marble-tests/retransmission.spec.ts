@@ -69,4 +69,23 @@ describe('retransmission', () => {
       expectObservable(outgoing$, '^ 100ms !').toBe('a 39ms b 39ms a', { a: 'D0', b: 'D1' });
     });
   });
+
+  it('on a path that has not reordered, a packet sent even 1 ms before an acknowledged one is resent at once', () => {
+    ts.run(({ hot, cold, expectObservable }) => {
+      const { connection, outgoing$ } = harness(ts, quiet, hot('40ms a', { a: ack(0, [{ start: 1, end: 1 }]) }));
+      cold('a b', { a: Buffer.from('a'), b: Buffer.from('b') }).subscribe((m) => connection.send$.next(m));
+      expectObservable(outgoing$, '^ 100ms !').toBe('a b 38ms a', { a: 'D0', b: 'D1' });
+    });
+  });
+
+  it('once a resend is confirmed too soon to be its own (the original came late: the path reorders), a packet must trail by a quarter RTT to be called lost', () => {
+    ts.run(({ hot, cold, expectObservable }) => {
+      // D0 resent at 40 as overtaken, confirmed at 41: the original arrived. D2 (60) is then
+      // not lost when D3 (61) is confirmed first at 100: it left only 1 ms before it.
+      const acks = { a: ack(0, [{ start: 1, end: 1 }]), b: ack(2), c: ack(2, [{ start: 3, end: 3 }]) };
+      const { connection, outgoing$ } = harness(ts, { ...quiet, redundancy: 'off' }, hot('40ms a b 58ms c', acks));
+      cold('a b 58ms c d', { a: Buffer.from('a'), b: Buffer.from('b'), c: Buffer.from('c'), d: Buffer.from('d') }).subscribe((m) => connection.send$.next(m));
+      expectObservable(outgoing$, '^ 130ms !').toBe('a b 38ms a 19ms c d', { a: 'D0', b: 'D1', c: 'D2', d: 'D3' });
+    });
+  });
 });

@@ -3,7 +3,9 @@ import { encodedLength } from '../wire/codec';
 import { ChannelPacketType } from '../wire/channels';
 import { CloseReason, DATA_HEADER_SIZE, HEADER_SIZE, MAX_CLOSE_TEXT_BYTES, PacketType, type ClosePacket, type ConnectAckPacket, type Packet } from '../wire/packet';
 import { AddressValidation } from './address-validation';
-import { NewReno, type CongestionController } from './congestion';
+import { Bbr } from './congestion/bbr';
+import type { CongestionController } from './congestion/controller';
+import { NewReno } from './congestion/new-reno';
 import { ConnectionChannel, DefaultChannel, resolveChannelOptions, sameOptions, type ChannelHost } from './channels/channel';
 import { ChannelsUnsupportedError } from './channels/errors';
 import { negotiatedMaxChannel } from './channels/extension';
@@ -145,7 +147,7 @@ export class ConnectionCore implements Connection {
     const memory = (this.memory = params.memory ?? new MemoryAccount(UNBOUNDED()));
     memory.onRoom = () => this.askForTurnedAway();
     const rtt = (this.rtt = new RttEstimator(options.deliveryTimeout));
-    this.congestion = params.congestion ?? new NewReno(datagramSize, 65535 * datagramSize);
+    this.congestion = params.congestion ?? new (options.congestionControl === 'newreno' ? NewReno : Bbr)(datagramSize, 65535 * datagramSize);
     const redundancy = options.redundancy === 'auto' ? new SmallPacketRedundancy(REDUNDANT_PACKET_MAX_SIZE, REDUNDANCY_MEMORY_MS) : undefined;
     const sender = (this.sender = new Sender(this.id, payloadSize, params.peerReceiveWindow, rtt, this.congestion, this.counters, redundancy, params.initialSeq, params.initialBatch));
     const inbox = (this.inbox = new Inbox((_packets, bytes) => {

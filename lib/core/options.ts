@@ -24,9 +24,16 @@ export interface ProtocolOptions {
   maxBufferedBytes?: number;
   /**
    * 'auto' (default): after a loss, small messages (DATA of at most 256 bytes) sent while nothing
-   * else is queued go out twice, for 30 s, which cuts their latency under loss; 'off': never.
+   * else is queued, and resends the peer waits for (of any size while nothing else is queued), go
+   * out twice, for 30 s, which cuts their latency under loss; 'off': never.
    */
   redundancy?: 'auto' | 'off';
+  /**
+   * 'bbr' (default): model-based (bandwidth and minimum RTT, paced; random loss is not read as
+   * congestion); 'newreno': loss-based, halves its window on every loss round (RFC 9002 §7), for
+   * comparison or for paths where only a loss-based flow is welcome.
+   */
+  congestionControl?: 'bbr' | 'newreno';
   /** Where time comes from. Default: a real-time scheduler with sub-millisecond `now()`. */
   scheduler?: SchedulerLike;
 }
@@ -44,6 +51,7 @@ export const DEFAULTS: ResolvedProtocolOptions = {
   repeatDelay: 5,
   maxBufferedBytes: 64 * 1024 * 1024,
   redundancy: 'auto',
+  congestionControl: 'bbr',
 };
 
 function integer(name: string, value: number, min: number, max: number): number {
@@ -71,6 +79,7 @@ export function resolveProtocolOptions(options: ProtocolOptions = {}): ResolvedP
     ),
     maxBufferedBytes: integer('maxBufferedBytes', o.maxBufferedBytes, 1, Number.MAX_SAFE_INTEGER),
     redundancy: oneOf('redundancy', o.redundancy, ['auto', 'off'] as const),
+    congestionControl: oneOf('congestionControl', o.congestionControl, ['bbr', 'newreno'] as const),
   };
 }
 

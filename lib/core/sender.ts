@@ -3,7 +3,9 @@ import { DATA_HEADER_SIZE, PacketType, type DataAckPacket, type DataPacket, type
 import { seqAdd, seqAfter, seqDiff } from '../wire/serial';
 import { fragment } from '../wire/fragment';
 import { SendQueues, sendChannel, type SendChannel } from './channels/send-queues';
-import type { CongestionController } from './congestion';
+import { INITIAL_WINDOW_PACKETS, type CongestionController } from './congestion/controller';
+import { DeliveryRate, type RateStamp } from './congestion/delivery-rate';
+import { Pacer } from './congestion/pacer';
 import { MessageExpiredError } from './channels/errors';
 import type { RttEstimator } from './rtt';
 import type { SmallPacketRedundancy } from './redundancy';
@@ -40,7 +42,7 @@ export type SentPacket = DataPacket | ChannelDataPacket | AbandonPacket;
  * A packet sent and not yet acknowledged; it is itself the packet handed to the encoder (one
  * object shape for all three types, no copy per send). Abandoning turns it into an ABANDON.
  */
-interface InFlight {
+interface InFlight extends RateStamp {
   type: typeof PacketType.Data | typeof ChannelPacketType.ChannelData | typeof ChannelPacketType.Abandon;
   readonly connectionId: number;
   readonly seq: number;
@@ -52,10 +54,7 @@ interface InFlight {
   readonly flags: number;
   /** CHANNEL_DATA's ttl field: refreshed at each send. */
   ttl: number;
-  /** Its size on the wire. */
-  size: number;
   readonly message: OutgoingMessage;
-  lastSentAt: number;
   /** Where its timeout counts from: the last send, or the last timeout it could not be resent at. */
   timerFrom: number;
   transmissions: number;
@@ -76,6 +75,12 @@ function ttlLeft(message: OutgoingMessage, now: number): number {
   if (message.deadline === Infinity) return 0;
   return Math.min(MAX_TTL_MS, Math.max(1, Math.ceil(message.deadline - now)));
 }
+
+/** How long one reordering keeps the loss detection tolerant of it. */
+const REORDERING_MEMORY_MS = 10_000;
+
+/** How many ms of sending the pacer lets leave at once: timers fire about once a millisecond. */
+const PACING_BURST_MS = 2;
 
 const NO_SINK: SenderSink = { transmit: () => undefined, resent: () => undefined };
 
@@ -104,12 +109,20 @@ export class Sender {
   private peerCumulative: number;
   private peerWindow: number;
   private probeSent = false;
+  private readonly deliveryRate = new DeliveryRate();
+  private readonly pacer: Pacer;
+  /** When the pacer lets the next new packet leave (Infinity: nothing is waiting for it). */
+  nextPaceAt = Infinity;
   /** What the ack being applied released (reused: no allocation per ack). */
   private readonly ackTally: { bytes: number; sample: InFlight | undefined; deliveredSentAt: number } = {
     bytes: 0,
     sample: undefined,
     deliveredSentAt: -Infinity,
   };
+  /** The latest send time of a packet sent once that any ack has confirmed (RACK.xmit_ts). */
+  private newestDeliveredSentAt = -Infinity;
+  /** When the path last reordered: a packet sent once was confirmed after a later one, or a resend was confirmed too soon to be its own. */
+  private reorderedAt = -Infinity;
   /** When an ack last acknowledged something new: the timeout counts from here too (RFC 6298 §5.3). */
   private lastProgressAt = -Infinity;
   /** Completion callbacks of messages acknowledged during the current ack, run once its state is consistent. */
@@ -132,6 +145,7 @@ export class Sender {
     this.peerCumulative = initialSeq;
     this.defaultChannel = sendChannel(0, { initialBatch });
     this.peerWindow = peerReceiveWindow;
+    this.pacer = new Pacer(INITIAL_WINDOW_PACKETS * (payloadSize + DATA_HEADER_SIZE), PACING_BURST_MS);
   }
 
   /** Nothing queued and nothing unacknowledged. */
@@ -261,9 +275,14 @@ export class Sender {
   /** Sends new packets while both windows allow, and at most `byteBudget` bytes of them (address validation). */
   pump(now: number, byteBudget = Infinity): void {
     const queues = this.queues;
+    this.nextPaceAt = Infinity;
+    const rate = this.congestion.pacingRate;
     for (;;) {
       const message = queues.current();
-      if (message === undefined) return;
+      if (message === undefined) {
+        if (this.bytesInFlight < this.congestion.window) this.deliveryRate.markAppLimited(this.bytesInFlight);
+        return;
+      }
       const channel = message.channel;
       const offset = seqDiff(this.nextSeq, this.peerCumulative);
       const zeroWindowProbe = this.peerWindow === 0 && offset === 0 && !this.probeSent;
@@ -273,6 +292,10 @@ export class Sender {
       const congested = this.bytesInFlight > 0 && this.bytesInFlight + size > this.congestion.window;
       if (!zeroWindowProbe && (offset >= this.peerWindow || congested)) return;
       if (size > byteBudget) return;
+      if (!zeroWindowProbe && !this.pacer.maySend(size, rate, now)) {
+        this.nextPaceAt = this.pacer.readyAt(size, rate, now);
+        return;
+      }
       byteBudget -= size;
       if (zeroWindowProbe) this.probeSent = true;
       if (index === 0) {
@@ -297,7 +320,13 @@ export class Sender {
         timerFrom: now,
         transmissions: 1,
         timeouts: 0,
+        deliveredBefore: 0,
+        deliveredBeforeAt: 0,
+        intervalStart: 0,
+        appLimited: false,
       };
+      this.deliveryRate.onSend(entry, this.bytesInFlight, now);
+      this.pacer.spend(size, rate, now);
       // One ABANDON stands for all the packets of an abandoned message that never left.
       const finished = abandoned || ++message.sent === message.payloads.length;
       queues.sent(finished);
@@ -347,18 +376,21 @@ export class Sender {
     tally.bytes = 0;
     tally.sample = undefined;
     tally.deliveredSentAt = -Infinity;
+    this.deliveryRate.begin();
     // An older, reordered ack has a cumulative below ours: it releases nothing below it.
     const ahead = seqDiff(ack.cumulative, this.oldest);
-    if (ahead < 2 ** 31) for (let i = 0, below = Math.min(ahead, this.span); i < below; i++) this.release(i);
-    for (const range of ack.ranges) this.releaseRange(range);
+    if (ahead < 2 ** 31) for (let i = 0, below = Math.min(ahead, this.span); i < below; i++) this.release(i, now);
+    for (const range of ack.ranges) this.releaseRange(range, now);
     this.advanceOldest();
     if (tally.bytes === 0) return true;
     this.lastProgressAt = now;
     const sample = tally.sample as InFlight | undefined; // set by release(), which TS does not see
-    if (sample !== undefined) this.rtt.sample(now - sample.lastSentAt);
+    const rtt = sample === undefined ? undefined : now - sample.lastSentAt;
+    if (rtt !== undefined) this.rtt.sample(rtt);
     tally.sample = undefined;
-    this.congestion.onAcked(tally.bytes, now);
+    this.congestion.onAcked(this.deliveryRate.finish(this.bytesInFlight, rtt), now);
     this.resendOvertaken(tally.deliveredSentAt, now);
+    if (tally.deliveredSentAt > this.newestDeliveredSentAt) this.newestDeliveredSentAt = tally.deliveredSentAt;
     if (this.acknowledgedMessages.length > 0) {
       const callbacks = this.acknowledgedMessages.splice(0);
       for (const callback of callbacks) callback();
@@ -368,14 +400,15 @@ export class Sender {
 
   /**
    * Time-based loss detection in the spirit of RACK (RFC 8985): a packet still unacknowledged that
-   * was sent a quarter RTT or more before a packet this ack just confirmed was overtaken, so it is
-   * lost. Resending now saves the receiver's REPEAT delay, catches a lost resend a round trip
+   * was sent before a packet this ack just confirmed (by more than the reorder window) was
+   * overtaken, so it is lost. Resending now saves the receiver's REPEAT delay, catches a lost resend a round trip
    * before the receiver would ask again, and recovers a burst after a timeout's single resend.
    * The walk stops at the first packet sent once and recently: packets after it left even later.
    */
   private resendOvertaken(deliveredSentAt: number, now: number): void {
-    const threshold = deliveredSentAt - (this.rtt.srtt ?? 0) / 4;
+    const threshold = deliveredSentAt - this.reorderWindow(now);
     let lossAt = -Infinity;
+    let lostBytes = 0;
     for (let i = this.head; i < this.entries.length; i++) {
       const e = this.entries[i];
       if (e === undefined) continue;
@@ -385,19 +418,31 @@ export class Sender {
       }
       if (!this.mayResend(e.seq)) continue;
       if (e.lastSentAt > lossAt) lossAt = e.lastSentAt;
+      lostBytes += e.size;
       this.resendLost(e, now);
     }
     if (lossAt === -Infinity) return;
     this.redundancy?.onLoss(now);
-    this.congestion.onLoss(lossAt, now);
+    this.congestion.onLoss(lossAt, now, lostBytes);
+  }
+
+  /**
+   * How much earlier than a confirmed packet another must have left to be called lost. On a path
+   * that has not reordered lately none, which saves a quarter RTT on every loss (RFC 8985 §6.2
+   * waits for three later packets instead, which costs a stream more); after reordering, a
+   * quarter RTT.
+   */
+  private reorderWindow(now: number): number {
+    return now - this.reorderedAt < REORDERING_MEMORY_MS ? (this.rtt.srtt ?? 0) / 4 : 0;
   }
 
   /** Resends a packet known lost (REPEAT, or overtaken): at once, no back-off, twice if redundancy is on. */
   private resendLost(e: InFlight, now: number): void {
     this.resend(e, now, e.timeouts);
     this.sink.resent(e as SentPacket, 'repeat');
-    // The peer is waiting on this one: a lost resend would cost another round trip.
-    if (this.redundancy?.duplicate(e.size, now)) {
+    // The peer is waiting on this one: a lost resend would cost another round trip. A sender with
+    // nothing queued (a stream, not a bulk transfer) can afford the copy whatever its size.
+    if (this.redundancy?.duplicate(this.queues.empty ? 0 : e.size, now)) {
       this.stats.redundantSends++;
       this.sink.transmit(e as SentPacket);
     }
@@ -407,16 +452,18 @@ export class Sender {
   onRepeat(ranges: readonly SeqRange[], now: number): void {
     this.redundancy?.onLoss(now);
     let lossAt = -Infinity;
+    let lostBytes = 0;
     for (const range of ranges) {
       this.forEachInRange(range, (e) => {
-        if (e.lastSentAt > lossAt) lossAt = e.lastSentAt;
         // Resent within half a round trip (overtaken, or a REPEAT just before): this request crossed it.
         if (!this.mayResend(e.seq) || now - e.lastSentAt < (this.rtt.srtt ?? 0) / 2) return;
+        if (e.lastSentAt > lossAt) lossAt = e.lastSentAt;
+        lostBytes += e.size;
         this.stats.repeatsAnswered++;
         this.resendLost(e, now);
       });
     }
-    if (lossAt !== -Infinity) this.congestion.onLoss(lossAt, now);
+    if (lossAt !== -Infinity) this.congestion.onLoss(lossAt, now, lostBytes);
   }
 
   /**
@@ -452,7 +499,7 @@ export class Sender {
     // A first timeout is often spurious (the RTO sits close to the RTT by PROTOCOL.md §5's formula):
     // treat it as one loss. Only a packet timing out again collapses the window (RFC 9002 §7.6 in spirit).
     if (persistent) this.congestion.onTimeout(now);
-    else this.congestion.onLoss(lossAt, now);
+    else this.congestion.onLoss(lossAt, now, earliest.size);
   }
 
   /** Drops everything queued and in flight (the connection closed); tells each waiting message why. */
@@ -490,6 +537,8 @@ export class Sender {
   private resend(e: InFlight, now: number, timeouts: number): void {
     e.transmissions++;
     e.timeouts = timeouts;
+    this.deliveryRate.onSend(e, this.bytesInFlight, now);
+    this.pacer.spend(e.size, this.congestion.pacingRate, now);
     e.lastSentAt = now;
     e.timerFrom = now;
     if (e.type === ChannelPacketType.ChannelData) e.ttl = ttlLeft(e.message, now);
@@ -497,19 +546,25 @@ export class Sender {
     this.sink.transmit(e as SentPacket);
   }
 
-  private release(offset: number): void {
+  private release(offset: number, now: number): void {
     const at = this.head + offset;
     const e = this.entries[at];
     if (e === undefined) return;
     this.entries[at] = undefined;
     const tally = this.ackTally;
     tally.bytes += e.size;
+    this.deliveryRate.onDelivered(e, now);
     if (e.transmissions === 1) {
       // Only packets sent once say WHEN what was delivered left (Karn again): an ack for a resent
       // packet may confirm its original, and a paused peer's late acks would then make a whole
       // window look overtaken.
       if (e.lastSentAt > tally.deliveredSentAt) tally.deliveredSentAt = e.lastSentAt;
+      if (e.lastSentAt < this.newestDeliveredSentAt) this.reorderedAt = now;
       if (tally.sample === undefined || seqAfter(e.seq, tally.sample.seq)) tally.sample = e;
+    } else if (now - e.lastSentAt < (this.rtt.srtt ?? 0) / 2) {
+      // Confirmed sooner after its resend than a round trip allows: the original arrived after
+      // all, late. The path reorders, and the resend was spurious.
+      this.reorderedAt = now;
     }
     this.unackedCount--;
     this.bytesInFlight -= e.size;
@@ -520,14 +575,14 @@ export class Sender {
     }
   }
 
-  private releaseRange(range: SeqRange): void {
+  private releaseRange(range: SeqRange, now: number): void {
     const span = this.span;
     let from = seqDiff(range.start, this.oldest);
     let to = seqDiff(range.end, this.oldest);
     if (from >= 2 ** 31) from = 0; // the range starts below our oldest unacknowledged packet
     if (to >= 2 ** 31) return;
     to = Math.min(to, span - 1);
-    for (let i = from; i <= to; i++) this.release(i);
+    for (let i = from; i <= to; i++) this.release(i, now);
   }
 
   private forEachInRange(range: SeqRange, visit: (e: InFlight) => void): void {

@@ -1,6 +1,6 @@
 import { TestScheduler } from 'rxjs/testing';
 import { EMPTY, NEVER, map, type Observable } from 'rxjs';
-import { NewReno } from '../../lib/core/congestion';
+import { NewReno } from '../../lib/core/congestion/new-reno';
 import { ProtocolError } from '../../lib/core/errors';
 import { retransmit } from '../../lib/core/pipelines/retransmit';
 import { RttEstimator } from '../../lib/core/rtt';

@@ -15,6 +15,7 @@ describe('options', () => {
       repeatDelay: 5,
       maxBufferedBytes: 64 * 1024 * 1024,
       redundancy: 'auto',
+      congestionControl: 'bbr',
     });
     expect(resolveProtocolOptions({})).toEqual(DEFAULTS);
   });
@@ -33,6 +34,7 @@ describe('options', () => {
     ['repeatDelay', -5],
     ['maxBufferedBytes', 0],
     ['redundancy', 'always'],
+    ['congestionControl', 'cubic'],
   ])('rejects %s = %p with an error naming the option', (name, value) => {
     const attempt = (): unknown => resolveProtocolOptions({ [name]: value });
     expect(attempt).toThrow(InvalidOptionError);

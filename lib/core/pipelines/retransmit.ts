@@ -29,7 +29,8 @@ export interface RetransmitConfig {
  * Sending and retransmission (PROTOCOL.md §4–§6). The source ticks whenever more may be sent
  * (a message queued, the address validated); acks$ and repeats$ drive the sender's state, and one
  * deadline on the scheduler — the earliest retransmission timeout in flight, or the earliest ttl
- * of a message still unacknowledged — drives timeouts and expiry (abandoning). Emits every DATA
+ * of a message still unacknowledged — drives timeouts and expiry (abandoning); a second one
+ * sends what the congestion controller's pacing held back. Emits every DATA
  * (or CHANNEL_DATA, ABANDON) packet to put on the wire, first sends and resends alike. Completes once the
  * source has completed and everything queued is acknowledged (a flushed close); errors with
  * ProtocolError when the peer acknowledges a packet never sent.
@@ -47,16 +48,23 @@ export function retransmit(config: RetransmitConfig): OperatorFunction<void, Sen
         sender.expire(now);
         if (sender.bufferedBytes !== buffered) onBufferedBytes?.(sender.bufferedBytes);
       };
+      /** The pacer held packets back: send them when it lets them go. */
+      const paced = new Deadline(scheduler, (now) => pump(now));
+      const pace = (): void => {
+        if (sender.nextPaceAt !== Infinity) paced.setIfEarlier(sender.nextPaceAt);
+      };
       const timer = new Deadline(scheduler, (now) => {
         expire(now);
         sender.onTimeout(now);
         sender.pump(now, allowance());
+        pace();
         timer.set(Math.min(sender.nextDeadline(), sender.nextExpiry));
         if (sourceDone && sender.idle) subscriber.complete();
       });
       /** After anything that may open the window or queue data: send what fits, keep the deadline honest. */
       const pump = (now: number): void => {
         sender.pump(now, allowance());
+        pace();
         if (sender.inFlight > 0) timer.setIfEarlier(now + rtt.rto);
         timer.setIfEarlier(sender.nextExpiry);
         if (sourceDone && sender.idle) subscriber.complete();
@@ -83,6 +91,7 @@ export function retransmit(config: RetransmitConfig): OperatorFunction<void, Sen
       });
       return () => {
         timer.dispose();
+        paced.dispose();
         sender.sink = { transmit: () => undefined, resent: () => undefined };
       };
     });

@@ -1,0 +1,252 @@
+import { INITIAL_WINDOW_PACKETS, type AckSample, type CongestionController } from './controller';
+import { WindowedMax } from './windowed-max';
+
+/** Startup doubles the sending rate every round trip (2 / ln 2). */
+const STARTUP_GAIN = 2 / Math.LN2;
+/** Probing cycle, one phase per minimum RTT: probe up, drain what that queued, cruise. */
+const PROBE_GAINS = [1.25, 0.75, 1, 1, 1, 1, 1, 1] as const;
+const CRUISE_PHASE = 2;
+/** In flight beyond the path's bandwidth-delay product: room for delayed and aggregated acks. */
+const CWND_GAIN = 2;
+const BANDWIDTH_ROUNDS = 10;
+const MIN_RTT_LIFETIME_MS = 10_000;
+const PROBE_RTT_MS = 200;
+/** Startup ends when the bandwidth estimate grew by less than 25 % in 3 rounds in a row. */
+const FULL_BANDWIDTH_GROWTH = 1.25;
+const FULL_BANDWIDTH_ROUNDS = 3;
+/**
+ * Loss is read as congestion only when more than this fraction of a round's bytes were lost:
+ * random loss of a few percent (radio, a busy middlebox) says nothing about the path's capacity,
+ * while an overflowing queue loses a large part of whatever exceeds it.
+ */
+export const CONGESTION_LOSS_RATE = 0.15;
+/** ...and only when that is at least this many full packets: in a small round, two random losses are already 15 %. */
+const CONGESTION_LOSS_PACKETS = 8;
+/** What a round of congestive loss leaves of the window. */
+const LOSS_REDUCTION = 0.7;
+/** After a round without congestive loss, an in-flight cap set by loss grows back by this much. */
+const CAP_GROWTH = 1.25;
+const MINIMUM_WINDOW_PACKETS = 4;
+/**
+ * A receiver may hold an acknowledgement back this long (PROTOCOL.md §5), and one that reads a
+ * batch of datagrams per event-loop turn answers a burst late: the round trip acks reveal is the
+ * path's minimum plus this. Counted in the bandwidth-delay product, so the window covers it (on
+ * loopback the path's minimum is 0.1 ms, the endpoints' turns several ms).
+ */
+export const ACK_DELAY_MS = 5;
+
+type State = 'startup' | 'drain' | 'probe-bandwidth' | 'probe-rtt';
+
+/**
+ * A model-based controller in the manner of BBR (draft-ietf-ccwg-bbr): it estimates the path's
+ * bottleneck bandwidth (the largest delivery rate of the last 10 round trips) and its minimum
+ * RTT, paces at a gain times that bandwidth and keeps twice the bandwidth-delay product in
+ * flight. Random loss does not shrink it, so it keeps the rate a lossy path really has; loss
+ * beyond CONGESTION_LOSS_RATE in a round (a queue overflowing) caps what is in flight, as
+ * BBRv2's inflight_hi does, and a persistent timeout collapses the window as every controller must.
+ */
+export class Bbr implements CongestionController {
+  private state: State = 'startup';
+  private pacingGain = STARTUP_GAIN;
+  private cwndGain = STARTUP_GAIN;
+  private readonly bandwidth = new WindowedMax(BANDWIDTH_ROUNDS);
+  /** Bytes acknowledged beyond what the bandwidth explains (acks arriving in bursts), largest of 10 rounds. */
+  private readonly extraAcked = new WindowedMax(BANDWIDTH_ROUNDS);
+  private aggregationStart = -Infinity;
+  private aggregationDelivered = 0;
+  private minRtt = Infinity;
+  private minRttAt = -Infinity;
+  private cwnd: number;
+  private readonly minimum: number;
+  private round = 0;
+  private nextRoundDelivered = 0;
+  private fullBandwidth = 0;
+  private fullBandwidthRounds = 0;
+  private filled = false;
+  private phase = CRUISE_PHASE;
+  private phaseStart = 0;
+  private probeRttDoneAt = Infinity;
+  private probeRttRound = 0;
+  private cwndBeforeProbeRtt = 0;
+  private inFlightCap = Infinity;
+  private roundLost = 0;
+  private roundDelivered = 0;
+
+  constructor(
+    private readonly datagramSize: number,
+    private readonly maxWindow: number,
+  ) {
+    this.cwnd = INITIAL_WINDOW_PACKETS * datagramSize;
+    this.minimum = MINIMUM_WINDOW_PACKETS * datagramSize;
+  }
+
+  get window(): number {
+    let window = Math.min(this.cwnd, this.inFlightCap, this.maxWindow);
+    if (this.state === 'probe-rtt') window = Math.min(window, this.probeRttWindow());
+    return Math.max(this.minimum, Math.floor(window));
+  }
+
+  get pacingRate(): number {
+    const bandwidth = this.bandwidth.value;
+    return bandwidth === 0 ? Infinity : this.pacingGain * bandwidth;
+  }
+
+  /** The model, for stats and tests: bytes per ms and ms. */
+  get estimate(): { bandwidth: number; minRtt: number; state: State } {
+    return { bandwidth: this.bandwidth.value, minRtt: this.minRtt, state: this.state };
+  }
+
+  onAcked(sample: AckSample, now: number): void {
+    const minRttExpired = this.minRtt !== Infinity && now - this.minRttAt > MIN_RTT_LIFETIME_MS;
+    if (sample.rtt !== undefined && (sample.rtt <= this.minRtt || minRttExpired)) {
+      this.minRtt = sample.rtt;
+      this.minRttAt = now;
+    }
+    const roundStart = sample.ackedBytes > 0 && sample.priorDelivered >= this.nextRoundDelivered;
+    if (roundStart) {
+      this.nextRoundDelivered = sample.delivered;
+      this.round++;
+    }
+    const rate = sample.deliveryRate;
+    if (rate !== undefined && sample.interval >= Math.min(this.minRtt, sample.rtt ?? Infinity) && (!sample.appLimited || rate >= this.bandwidth.value)) {
+      this.bandwidth.update(rate, this.round);
+    }
+    this.roundDelivered += sample.ackedBytes;
+    this.updateAggregation(sample.ackedBytes, now);
+    if (roundStart) {
+      this.judgeLoss();
+      if (!this.filled && !sample.appLimited && this.state === 'startup') this.checkFullBandwidth();
+    }
+    this.advanceState(sample, now, minRttExpired && this.state !== 'probe-rtt');
+    this.growWindow(sample.ackedBytes);
+  }
+
+  onLoss(_sentAt: number, _now: number, bytes: number): void {
+    this.roundLost += bytes;
+  }
+
+  onTimeout(): void {
+    this.cwnd = this.minimum;
+  }
+
+  private bdp(): number {
+    const bandwidth = this.bandwidth.value;
+    return bandwidth === 0 || this.minRtt === Infinity ? 0 : bandwidth * (this.minRtt + ACK_DELAY_MS);
+  }
+
+  private probeRttWindow(): number {
+    return Math.max(this.minimum, this.bdp() / 2);
+  }
+
+  /** At the end of each round: was its loss congestion? */
+  private judgeLoss(): void {
+    const lost = this.roundLost;
+    const total = lost + this.roundDelivered;
+    this.roundLost = 0;
+    this.roundDelivered = 0;
+    if (lost > CONGESTION_LOSS_RATE * total && lost >= CONGESTION_LOSS_PACKETS * this.datagramSize) {
+      this.inFlightCap = Math.max(this.minimum, Math.min(this.cwnd, this.inFlightCap) * LOSS_REDUCTION);
+      this.cwnd = Math.min(this.cwnd, this.inFlightCap);
+      if (!this.filled) this.filled = true; // startup overshot: drain
+      return;
+    }
+    if (this.inFlightCap === Infinity) return;
+    this.inFlightCap *= CAP_GROWTH;
+    if (this.inFlightCap > 2 * this.targetWindow()) this.inFlightCap = Infinity;
+  }
+
+  private checkFullBandwidth(): void {
+    const bandwidth = this.bandwidth.value;
+    if (bandwidth >= this.fullBandwidth * FULL_BANDWIDTH_GROWTH) {
+      this.fullBandwidth = bandwidth;
+      this.fullBandwidthRounds = 0;
+      return;
+    }
+    if (++this.fullBandwidthRounds >= FULL_BANDWIDTH_ROUNDS) this.filled = true;
+  }
+
+  private advanceState(sample: AckSample, now: number, enterProbeRtt: boolean): void {
+    if (enterProbeRtt) {
+      this.state = 'probe-rtt';
+      this.pacingGain = 1;
+      this.cwndBeforeProbeRtt = Math.max(this.cwndBeforeProbeRtt, this.cwnd);
+      this.probeRttDoneAt = Infinity;
+      return;
+    }
+    switch (this.state) {
+      case 'startup':
+        if (this.filled) {
+          this.state = 'drain';
+          this.pacingGain = 1 / STARTUP_GAIN;
+        }
+        return this.state === 'drain' ? this.advanceState(sample, now, false) : undefined;
+      case 'drain':
+        if (sample.inFlight <= this.bdp()) this.enterProbeBandwidth(now, CRUISE_PHASE);
+        return;
+      case 'probe-bandwidth': {
+        const elapsed = now - this.phaseStart >= this.minRtt;
+        const drained = PROBE_GAINS[this.phase] === 0.75 && sample.inFlight <= this.bdp();
+        if (elapsed || drained) this.enterProbeBandwidth(now, (this.phase + 1) % PROBE_GAINS.length);
+        return;
+      }
+      case 'probe-rtt':
+        if (this.probeRttDoneAt === Infinity) {
+          if (sample.inFlight <= this.probeRttWindow()) {
+            this.probeRttDoneAt = now + PROBE_RTT_MS;
+            this.probeRttRound = this.round;
+          }
+          return;
+        }
+        if (now >= this.probeRttDoneAt && this.round > this.probeRttRound) {
+          this.minRttAt = now;
+          this.cwnd = Math.max(this.cwnd, this.cwndBeforeProbeRtt);
+          this.cwndBeforeProbeRtt = 0;
+          if (this.filled) this.enterProbeBandwidth(now, CRUISE_PHASE);
+          else {
+            this.state = 'startup';
+            this.pacingGain = STARTUP_GAIN;
+          }
+        }
+        return;
+    }
+  }
+
+  private enterProbeBandwidth(now: number, phase: number): void {
+    this.state = 'probe-bandwidth';
+    this.cwndGain = CWND_GAIN;
+    this.phase = phase;
+    this.phaseStart = now;
+    this.pacingGain = PROBE_GAINS[phase]!;
+  }
+
+  /**
+   * Acks that come in bursts (a receiver that reads a batch of datagrams per event-loop turn, or
+   * delays its acks) deliver more in a short interval than the bandwidth explains; the window must
+   * cover the excess, or the sender stalls between bursts and measures a lower rate than the path
+   * has (draft-ietf-ccwg-bbr's extra_acked).
+   */
+  private updateAggregation(acked: number, now: number): void {
+    const bandwidth = this.bandwidth.value;
+    let expected = bandwidth * (now - this.aggregationStart);
+    if (this.aggregationDelivered <= expected) {
+      this.aggregationDelivered = 0;
+      this.aggregationStart = now;
+      expected = 0;
+    }
+    this.aggregationDelivered += acked;
+    const extra = Math.min(this.aggregationDelivered - expected, this.cwnd);
+    this.extraAcked.update(extra, this.round);
+  }
+
+  /** cwnd gain × BDP, what acks in bursts need beyond it, and room for a few packets more. */
+  private targetWindow(): number {
+    return this.cwndGain * this.bdp() + this.extraAcked.value + 3 * this.datagramSize;
+  }
+
+  private growWindow(acked: number): void {
+    const target = this.targetWindow();
+    if (this.filled) this.cwnd = Math.min(this.cwnd + acked, target);
+    else if (this.cwnd < target || this.bdp() === 0) this.cwnd += acked;
+    this.cwnd = Math.max(this.cwnd, this.minimum);
+  }
+}

@@ -1,0 +1,93 @@
+import type { AckSample } from './controller';
+
+/** What a packet remembers of the connection's delivery state when it (last) left. */
+export interface RateStamp {
+  /** Bytes acknowledged in all, when it left. */
+  deliveredBefore: number;
+  /** When the acknowledgement that brought `deliveredBefore` arrived. */
+  deliveredBeforeAt: number;
+  /** When the packet that opened its sending interval left. */
+  intervalStart: number;
+  /** It left while the application had nothing more to send. */
+  appLimited: boolean;
+  lastSentAt: number;
+  size: number;
+}
+
+/**
+ * Delivery-rate estimation as in draft-cheng-iccrg-delivery-rate-estimation: each packet is
+ * stamped with the delivered byte count when it leaves; when it is acknowledged, the bytes
+ * delivered since, over the longer of its send interval and its ack interval, is a rate sample
+ * that neither ack compression nor a burst of sends can inflate. Samples taken while the
+ * application limited the sending say so, so a controller does not read a quiet application as a
+ * slow path.
+ */
+export class DeliveryRate {
+  private delivered = 0;
+  private deliveredAt = 0;
+  private intervalStart = 0;
+  /** Non-zero while app-limited: the delivered count past which samples are network-limited again. */
+  private appLimitedUntil = 0;
+  /** The newest packet acknowledged by the ack being applied. */
+  private newest: RateStamp | undefined;
+  readonly sample: AckSample = { ackedBytes: 0, inFlight: 0, rtt: undefined, deliveryRate: undefined, interval: 0, appLimited: false, delivered: 0, priorDelivered: 0 };
+
+  /** Stamps a packet leaving now with `inFlight` bytes unacknowledged before it. */
+  onSend(packet: RateStamp, inFlight: number, now: number): void {
+    if (inFlight === 0) {
+      // Nothing in flight: the interval starts now, not at the last ack long ago.
+      this.intervalStart = now;
+      this.deliveredAt = now;
+    }
+    packet.deliveredBefore = this.delivered;
+    packet.deliveredBeforeAt = this.deliveredAt;
+    packet.intervalStart = this.intervalStart;
+    packet.appLimited = this.appLimitedUntil !== 0;
+  }
+
+  /** The application has nothing to send and the windows are not full: samples until these bytes are delivered are app-limited. */
+  markAppLimited(inFlight: number): void {
+    this.appLimitedUntil = Math.max(this.delivered + inFlight, 1);
+  }
+
+  /** Starts reading one acknowledgement. */
+  begin(): void {
+    this.newest = undefined;
+    this.sample.ackedBytes = 0;
+  }
+
+  /** A packet this acknowledgement released. */
+  onDelivered(packet: RateStamp, now: number): void {
+    this.delivered += packet.size;
+    this.deliveredAt = now;
+    this.sample.ackedBytes += packet.size;
+    const newest = this.newest;
+    if (newest === undefined || packet.deliveredBefore > newest.deliveredBefore || (packet.deliveredBefore === newest.deliveredBefore && packet.lastSentAt > newest.lastSentAt)) {
+      this.newest = packet;
+    }
+  }
+
+  /** Finishes the acknowledgement: the sample for the controller (no rate when the interval is empty). */
+  finish(inFlight: number, rtt: number | undefined): AckSample {
+    const sample = this.sample;
+    sample.inFlight = inFlight;
+    sample.rtt = rtt;
+    sample.delivered = this.delivered;
+    sample.deliveryRate = undefined;
+    sample.interval = 0;
+    if (this.appLimitedUntil !== 0 && this.delivered > this.appLimitedUntil) this.appLimitedUntil = 0;
+    const newest = this.newest;
+    if (newest === undefined) return sample;
+    this.newest = undefined;
+    sample.priorDelivered = newest.deliveredBefore;
+    sample.appLimited = newest.appLimited;
+    const sendInterval = newest.lastSentAt - newest.intervalStart;
+    const ackInterval = this.deliveredAt - newest.deliveredBeforeAt;
+    this.intervalStart = newest.lastSentAt;
+    const interval = Math.max(sendInterval, ackInterval);
+    if (interval <= 0) return sample;
+    sample.interval = interval;
+    sample.deliveryRate = (this.delivered - newest.deliveredBefore) / interval;
+    return sample;
+  }
+}

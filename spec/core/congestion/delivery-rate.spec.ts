@@ -1,0 +1,52 @@
+import { DeliveryRate, type RateStamp } from '../../../lib/core/congestion/delivery-rate';
+
+const stamp = (size = 1000): RateStamp => ({ deliveredBefore: 0, deliveredBeforeAt: 0, intervalStart: 0, appLimited: false, lastSentAt: 0, size });
+
+/** Sends `packets` at the given times, then acknowledges them (in one ack) at `ackAt`. */
+function exchange(rate: DeliveryRate, sendTimes: number[], ackAt: number, inFlightBefore = 0) {
+  const packets = sendTimes.map((t, i) => {
+    const p = stamp();
+    rate.onSend(p, inFlightBefore + i * p.size, t);
+    p.lastSentAt = t;
+    return p;
+  });
+  rate.begin();
+  for (const p of packets) rate.onDelivered(p, ackAt);
+  return { ...rate.finish(0, ackAt - sendTimes[sendTimes.length - 1]!) };
+}
+
+describe('DeliveryRate', () => {
+  test('a window acknowledged one RTT later: bytes over the ack interval', () => {
+    const sample = exchange(new DeliveryRate(), [0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 20);
+    expect(sample.ackedBytes).toBe(10_000);
+    expect(sample.interval).toBe(20);
+    expect(sample.deliveryRate).toBe(500);
+  });
+
+  test('acks compressed into one instant do not inflate the rate: the send interval bounds it', () => {
+    const rate = new DeliveryRate();
+    exchange(rate, [0], 20); // the first round sets the delivery clock
+    // 10 packets sent over 40 ms, all acknowledged together 1 ms after the last left: the acks
+    // span 41 ms since the last ack, the sending 60 ms since the packet that opened it (sent at 0).
+    const sample = exchange(rate, [20, 24, 28, 32, 36, 40, 44, 48, 52, 60], 61, 1000);
+    expect(sample.interval).toBe(60);
+    expect(sample.deliveryRate).toBe(10_000 / 60);
+  });
+
+  test('packets sent while the application had nothing more are app-limited until those bytes are delivered', () => {
+    const rate = new DeliveryRate();
+    rate.markAppLimited(0);
+    const limited = exchange(rate, [0, 1], 20);
+    expect(limited.appLimited).toBe(true);
+    const next = exchange(rate, [20, 20], 40);
+    expect(next.appLimited).toBe(false);
+  });
+
+  test('an ack that releases nothing carries no rate', () => {
+    const rate = new DeliveryRate();
+    rate.begin();
+    const sample = rate.finish(0, undefined);
+    expect(sample.ackedBytes).toBe(0);
+    expect(sample.deliveryRate).toBeUndefined();
+  });
+});
