@@ -23,8 +23,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { DEFAULTS } from '../lib/index';
 import { benchMain, flagNumber, flagString, machineInfo, table, type BenchResult, type Flags } from './lib/common';
-import { IP_A, IP_B, LINKEM_DIR, LinkPath, NS_A, NS_B, NsChild, counterDelta, impairmentArgs, linkemUnavailable, type Impairment, type LinkDelta } from './lib/linkem';
-import { sleep, type Message } from './lib/proc';
+import { IP_A, IP_B, LINKEM_DIR, LinkPath, NS_A, NS_B, counterDelta, impairmentArgs, linkemUnavailable, type Impairment, type LinkDelta } from './lib/linkem';
+import { Child, sleep, type Message } from './lib/proc';
 import { fmt, max, median, min, summarize } from './lib/stats';
 
 const PEER = path.join(__dirname, 'path-peer.js');
@@ -181,14 +181,14 @@ async function runOne(p: RunParams): Promise<RunRecord> {
   const childLimit = p.limitMs + 30_000;
   const common = ['--transport', spec.peer, '--case', p.kind, '--count', String(p.count), '--rate', String(RATE), '--size', String(SIZE), '--total', String(p.total), '--limit', String(childLimit)];
   const clockArgs = p.condition.clock === undefined ? [] : ['--clock-rate', String(p.condition.clock), '--clock-port', String(CLOCK_PORT)];
-  const server = new NsChild(`path:${p.transport}:server`, NS_A, PEER, ['--role', 'server', '--host', IP_A, '--port', String(SERVER_PORT), '--peer-host', IP_B, '--peer-port', String(UDX_CLIENT_PORT), ...clockArgs, ...common], childLimit + 5000);
-  let client: NsChild | undefined;
+  const server = new Child(`path:${p.transport}:server`, PEER, ['--role', 'server', '--host', IP_A, '--port', String(SERVER_PORT), '--peer-host', IP_B, '--peer-port', String(UDX_CLIENT_PORT), ...clockArgs, ...common], { timeoutMs: childLimit + 5000, netns: NS_A });
+  let client: Child | undefined;
   try {
     const ready = await server.next<Message & { port: number; recvBuffer?: number; sendBuffer?: number }>('ready', 15_000);
     if (ready.recvBuffer !== undefined) p.grants[`${spec.peer} receive buffer (getsockopt)`] = ready.recvBuffer;
     if (ready.sendBuffer !== undefined && spec.peer === 'udx') p.grants[`${spec.peer} send buffer (getsockopt)`] = ready.sendBuffer;
     const before = await p.link.counters();
-    client = new NsChild(`path:${p.transport}:client`, NS_B, PEER, ['--role', 'client', '--host', IP_A, '--port', String(ready.port), '--self-host', IP_B, '--self-port', String(UDX_CLIENT_PORT), ...clockArgs, ...common], childLimit + 5000);
+    client = new Child(`path:${p.transport}:client`, PEER, ['--role', 'client', '--host', IP_A, '--port', String(ready.port), '--self-host', IP_B, '--self-port', String(UDX_CLIENT_PORT), ...clockArgs, ...common], { timeoutMs: childLimit + 5000, netns: NS_B });
     // Rejects when the client reports an error or exits: raced against what the server says.
     const clientFailure = client.next('never', childLimit + 10_000);
     clientFailure.catch(() => undefined);

@@ -13,8 +13,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { createInterface } from 'node:readline';
-import { ChildError, sleep, type Message } from './proc';
+import { killAllChildren, sleep } from './proc';
 
 /** shared/tools/linkem beside the repository (bench/dist/bench/lib → repo root is four levels up). */
 export const LINKEM_DIR = process.env['LINKEM_DIR'] ?? path.resolve(__dirname, '../../../../../shared/tools/linkem');
@@ -122,140 +121,6 @@ function linkemPid(): number | undefined {
   }
 }
 
-// ---- children inside a namespace ------------------------------------------------------------------
-
-const PREFIX = '@@';
-const live = new Set<ChildProcess>();
-
-function killChild(child: ChildProcess): void {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  try {
-    process.kill(child.pid, 'SIGKILL');
-  } catch {
-    // Already gone.
-  }
-}
-
-/**
- * A node child started with `ip netns exec NS node script …`, speaking proc.ts's `@@{json}`
- * protocol (the child side uses proc.ts's childGuard/emit as usual). `ip netns exec` execs the
- * command in place (it forks only in batch mode), so the pid spawned is node's own: killing it
- * by pid kills the benchmark peer, not a wrapper.
- */
-export class NsChild {
-  readonly pid: number;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  private readonly process: ChildProcess;
-  private readonly inbox: Message[] = [];
-  private readonly waiters: { type: string; resolve: (m: Message) => void; reject: (e: Error) => void }[] = [];
-  private failure: Error | undefined;
-  private stderrTail = '';
-  private readonly timer: NodeJS.Timeout;
-
-  constructor(
-    readonly label: string,
-    readonly ns: string,
-    script: string,
-    args: readonly string[],
-    timeoutMs: number,
-  ) {
-    installGuards();
-    const extra = (process.env['BENCH_CHILD_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
-    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, ...extra, script, ...args, '--child'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    if (child.pid === undefined) throw new ChildError(`${label}: could not spawn ${script} in ${ns}`);
-    this.pid = child.pid;
-    this.process = child;
-    live.add(child);
-    child.stdin!.on('error', () => undefined); // EPIPE when the child is gone
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      if (!line.startsWith(PREFIX)) {
-        process.stderr.write(`[${label}] ${line}\n`);
-        return;
-      }
-      let message: Message;
-      try {
-        message = JSON.parse(line.slice(PREFIX.length)) as Message;
-      } catch {
-        process.stderr.write(`[${label}] unparsable message: ${line.slice(0, 200)}\n`);
-        return;
-      }
-      if (message.type === 'error') this.fail(new ChildError(`${label}: ${String(message['message'])}`));
-      else this.deliver(message);
-    });
-    child.stderr!.on('data', (chunk: Buffer) => {
-      this.stderrTail = (this.stderrTail + chunk.toString()).slice(-4000);
-      if (process.env['BENCH_VERBOSE']) process.stderr.write(`[${label}] ${chunk.toString()}`);
-    });
-    this.timer = setTimeout(() => {
-      this.fail(new ChildError(`${label}: timed out after ${timeoutMs} ms (killed pid ${this.pid})`));
-      killChild(child);
-    }, timeoutMs);
-    this.timer.unref();
-    this.exited = new Promise((resolve) => {
-      child.on('exit', (code, signal) => {
-        live.delete(child);
-        clearTimeout(this.timer);
-        if (this.failure === undefined) {
-          const tail = this.stderrTail.trim();
-          this.fail(new ChildError(`${label}: exited (code ${code}, signal ${signal}) while a message was awaited${tail ? `\n${tail}` : ''}`));
-        }
-        resolve({ code, signal });
-      });
-    });
-  }
-
-  next<T extends Message = Message>(type: string, timeoutMs: number): Promise<T> {
-    const index = this.inbox.findIndex((m) => m.type === type);
-    if (index >= 0) return Promise.resolve(this.inbox.splice(index, 1)[0] as T);
-    if (this.failure !== undefined) return Promise.reject(this.failure);
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const i = this.waiters.indexOf(waiter);
-        if (i >= 0) this.waiters.splice(i, 1);
-        reject(new ChildError(`${this.label}: no '${type}' message within ${timeoutMs} ms`));
-      }, timeoutMs);
-      timer.unref();
-      const waiter = {
-        type,
-        resolve: (m: Message) => {
-          clearTimeout(timer);
-          resolve(m as T);
-        },
-        reject: (e: Error) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      };
-      this.waiters.push(waiter);
-    });
-  }
-
-  send(command: Message): void {
-    if (this.process.exitCode !== null || this.process.signalCode !== null) return;
-    this.process.stdin!.write(JSON.stringify(command) + '\n');
-  }
-
-  /** Closes the child's stdin (it exits); kills it by pid if it has not after `graceMs`. */
-  async stop(graceMs = 2000): Promise<void> {
-    this.process.stdin!.end();
-    const timer = setTimeout(() => killChild(this.process), graceMs);
-    await this.exited;
-    clearTimeout(timer);
-  }
-
-  private deliver(message: Message): void {
-    const index = this.waiters.findIndex((w) => w.type === message.type);
-    if (index >= 0) this.waiters.splice(index, 1)[0]!.resolve(message);
-    else this.inbox.push(message);
-  }
-
-  private fail(error: Error): void {
-    if (this.failure !== undefined) return;
-    this.failure = error;
-    for (const waiter of this.waiters.splice(0)) waiter.reject(error);
-  }
-}
-
 // ---- the path ---------------------------------------------------------------------------------------
 
 /** Impairment per direction in linkem's syntax ('delay=10,loss=2'); `both` applies to each way. */
@@ -280,7 +145,7 @@ let guardsInstalled = false;
 
 /** Children die first (a namespace stays alive while a process is in it), then the path goes. */
 function cleanUpSync(): void {
-  for (const child of live) killChild(child);
+  killAllChildren();
   current?.downSync();
 }
 

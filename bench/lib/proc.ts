@@ -26,6 +26,11 @@ function killPid(child: ChildProcess): void {
   }
 }
 
+/** Kills every child still running, by PID (a caller tearing down what the children live in). */
+export function killAllChildren(): void {
+  for (const child of live) killPid(child);
+}
+
 function installParentGuards(): void {
   if (guardsInstalled) return;
   guardsInstalled = true;
@@ -46,6 +51,11 @@ export interface SpawnOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** Extra arguments for node itself (before the script). */
   readonly nodeArgs?: readonly string[];
+  /**
+   * Run it inside this network namespace (`ip netns exec NS node …`). `ip netns exec` execs node
+   * in place, so the pid spawned is node's own and killing it by pid kills the child, not a wrapper.
+   */
+  readonly netns?: string;
 }
 
 export class ChildError extends Error {}
@@ -70,11 +80,10 @@ export class Child {
     installParentGuards();
     // BENCH_CHILD_NODE_ARGS (e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof') goes to every child's node.
     const extra = (process.env['BENCH_CHILD_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
-    const child = spawn(process.execPath, [...extra, ...(options.nodeArgs ?? []), script, ...args, '--child'], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      env: options.env ?? process.env,
-    });
-    if (child.pid === undefined) throw new ChildError(`${label}: could not spawn ${script}`);
+    const nodeArgv = [...extra, ...(options.nodeArgs ?? []), script, ...args, '--child'];
+    const [command, argv] = options.netns === undefined ? [process.execPath, nodeArgv] : ['ip', ['netns', 'exec', options.netns, process.execPath, ...nodeArgv]];
+    const child = spawn(command, argv, { stdio: ['pipe', 'pipe', 'pipe'], env: options.env ?? process.env });
+    if (child.pid === undefined) throw new ChildError(`${label}: could not spawn ${script}${options.netns === undefined ? '' : ` in ${options.netns}`}`);
     this.pid = child.pid;
     this.process = child;
     live.add(child);
