@@ -440,9 +440,7 @@ export class Sender {
   private resendLost(e: InFlight, now: number): void {
     this.resend(e, now, e.timeouts);
     this.sink.resent(e as SentPacket, 'repeat');
-    // The peer is waiting on this one: a lost resend would cost another round trip. A sender with
-    // nothing queued (a stream, not a bulk transfer) can afford the copy whatever its size.
-    if (this.redundancy?.duplicate(this.queues.empty ? 0 : e.size, now)) {
+    if (this.redundancy?.duplicateResend(e.size, this.queues.empty, now)) {
       this.stats.redundantSends++;
       this.sink.transmit(e as SentPacket);
     }
