@@ -323,6 +323,7 @@ export class Sender {
         deliveredBefore: 0,
         deliveredBeforeAt: 0,
         intervalStart: 0,
+        inStepBefore: 0,
         appLimited: false,
       };
       this.deliveryRate.onSend(entry, this.bytesInFlight, now);

@@ -8,6 +8,8 @@ export interface RateStamp {
   deliveredBeforeAt: number;
   /** When the packet that opened its sending interval left. */
   intervalStart: number;
+  /** Bytes delivered in step (see DeliveryRate), when it left. */
+  inStepBefore: number;
   /** It left while the application had nothing more to send. */
   appLimited: boolean;
   lastSentAt: number;
@@ -18,12 +20,20 @@ export interface RateStamp {
  * Delivery-rate estimation as in draft-cheng-iccrg-delivery-rate-estimation: each packet is
  * stamped with the delivered byte count when it leaves; when it is acknowledged, the bytes
  * delivered since, over the longer of its send interval and its ack interval, is a rate sample
- * that neither ack compression nor a burst of sends can inflate. Samples taken while the
+ * that neither ack compression nor a burst of sends can inflate. Only bytes acknowledged in step
+ * count towards it: a packet sent before one an earlier ack already released was delivered long
+ * ago and reported late (a DATA_ACK names only 32 ranges, so after a burst of losses the packets
+ * beyond them are released together once the holes fill); counting them in the interval they
+ * were reported in would read a rate the path never had. Samples taken while the
  * application limited the sending say so, so a controller does not read a quiet application as a
  * slow path.
  */
 export class DeliveryRate {
   private delivered = 0;
+  private inStep = 0;
+  /** When the newest packet acknowledged by earlier acks left: packets sent before it are reported late. */
+  private newestSentAcked = -Infinity;
+  private newestSentInAck = -Infinity;
   private deliveredAt = 0;
   private intervalStart = 0;
   /** Non-zero while app-limited: the delivered count past which samples are network-limited again. */
@@ -41,6 +51,7 @@ export class DeliveryRate {
     }
     packet.deliveredBefore = this.delivered;
     packet.deliveredBeforeAt = this.deliveredAt;
+    packet.inStepBefore = this.inStep;
     packet.intervalStart = this.intervalStart;
     packet.appLimited = this.appLimitedUntil !== 0;
   }
@@ -53,6 +64,7 @@ export class DeliveryRate {
   /** Starts reading one acknowledgement. */
   begin(): void {
     this.newest = undefined;
+    this.newestSentInAck = -Infinity;
     this.sample.ackedBytes = 0;
   }
 
@@ -61,6 +73,8 @@ export class DeliveryRate {
     this.delivered += packet.size;
     this.deliveredAt = now;
     this.sample.ackedBytes += packet.size;
+    if (packet.lastSentAt >= this.newestSentAcked) this.inStep += packet.size;
+    if (packet.lastSentAt > this.newestSentInAck) this.newestSentInAck = packet.lastSentAt;
     const newest = this.newest;
     if (newest === undefined || packet.deliveredBefore > newest.deliveredBefore || (packet.deliveredBefore === newest.deliveredBefore && packet.lastSentAt > newest.lastSentAt)) {
       this.newest = packet;
@@ -76,6 +90,7 @@ export class DeliveryRate {
     sample.deliveryRate = undefined;
     sample.interval = 0;
     if (this.appLimitedUntil !== 0 && this.delivered > this.appLimitedUntil) this.appLimitedUntil = 0;
+    if (this.newestSentInAck > this.newestSentAcked) this.newestSentAcked = this.newestSentInAck;
     const newest = this.newest;
     if (newest === undefined) return sample;
     this.newest = undefined;
@@ -87,7 +102,7 @@ export class DeliveryRate {
     const interval = Math.max(sendInterval, ackInterval);
     if (interval <= 0) return sample;
     sample.interval = interval;
-    sample.deliveryRate = (this.delivered - newest.deliveredBefore) / interval;
+    sample.deliveryRate = (this.inStep - newest.inStepBefore) / interval;
     return sample;
   }
 }

@@ -1,6 +1,6 @@
 import { DeliveryRate, type RateStamp } from '../../../lib/core/congestion/delivery-rate';
 
-const stamp = (size = 1000): RateStamp => ({ deliveredBefore: 0, deliveredBeforeAt: 0, intervalStart: 0, appLimited: false, lastSentAt: 0, size });
+const stamp = (size = 1000): RateStamp => ({ deliveredBefore: 0, deliveredBeforeAt: 0, intervalStart: 0, inStepBefore: 0, appLimited: false, lastSentAt: 0, size });
 
 /** Sends `packets` at the given times, then acknowledges them (in one ack) at `ackAt`. */
 function exchange(rate: DeliveryRate, sendTimes: number[], ackAt: number, inFlightBefore = 0) {
@@ -40,6 +40,31 @@ describe('DeliveryRate', () => {
     expect(limited.appLimited).toBe(true);
     const next = exchange(rate, [20, 20], 40);
     expect(next.appLimited).toBe(false);
+  });
+
+  test('packets reported late (released by a later ack than packets sent after them) do not inflate the rate', () => {
+    // The path delivers 1000 bytes per ms: one packet leaves each ms. The first ack names
+    // packets 0-9 and 60-99 but not 10-59 (an ack names a bounded number of ranges); the next
+    // releases those 50 late with the one packet sent since.
+    const rate = new DeliveryRate();
+    const packets = Array.from({ length: 101 }, () => stamp());
+    const send = (i: number, at: number) => {
+      rate.onSend(packets[i]!, 0, at);
+      packets[i]!.lastSentAt = at;
+    };
+    for (let i = 0; i < 100; i++) send(i, i);
+    const ack = (indices: number[], at: number, rtt: number) => {
+      rate.begin();
+      for (const i of indices) rate.onDelivered(packets[i]!, at);
+      return { ...rate.finish(0, rtt) };
+    };
+    const range = (from: number, to: number) => Array.from({ length: to - from }, (_, k) => from + k);
+    ack([...range(0, 10), ...range(60, 100)], 110, 11);
+    send(100, 111);
+    const late = ack([...range(10, 60), 100], 121, 10);
+    expect(late.ackedBytes).toBe(51_000);
+    expect(late.deliveryRate).toBeDefined();
+    expect(late.deliveryRate!).toBeLessThanOrEqual(1000);
   });
 
   test('an ack that releases nothing carries no rate', () => {
