@@ -4,7 +4,7 @@
  * these figures exact and repeatable: they are properties of the protocol, not timings of this
  * machine (the real-path figures are in the benchmark).
  */
-import { VirtualAction, VirtualTimeScheduler, mergeMap, range } from 'rxjs';
+import { VirtualAction, VirtualTimeScheduler, interval, mergeMap, range, takeWhile } from 'rxjs';
 import type { Connection } from '../../lib/core/connection';
 import { connect, listen } from '../../lib/testing/endpoints';
 import { VirtualNetwork, type LinkImpairment, type TrafficCounters } from '../../lib/testing/virtual-network';
@@ -108,5 +108,45 @@ describe('congestion control, end to end in virtual time', () => {
     expect(share(second) / total).toBeGreaterThanOrEqual(0.35);
     expect(share(second) / total).toBeLessThanOrEqual(0.65);
     expect(megabytesPerSecond(total, to - from)).toBeGreaterThanOrEqual(8.5);
+  });
+
+  // The probes for more bandwidth queue a quarter of the BDP; probing every few round trips would
+  // keep that queue standing, and every message beside the bulk waits in it.
+  test('a control channel beside a bulk one on a 12.5 MB/s bottleneck: p99 one-way ≤ 15 ms (the link\'s 10 ms + 5), the bulk ≥ 92 % of the link', () => {
+    const scheduler = new VirtualTimeScheduler(VirtualAction, Infinity);
+    const network = new VirtualNetwork({ scheduler, seed: 1, default: { delay: 10, rate: 12.5e6, queue: 200_000 } });
+    const latencies: number[] = [];
+    const bulkAt = new Map<number, number>();
+    let bulk = 0;
+    listen(network, { host: SERVER, port: 9000, channels: true }).subscribe((conn) => {
+      conn.channel(1).messages$.subscribe((m) => latencies.push(scheduler.now() - Buffer.from(m).readDoubleBE(0)));
+      conn.channel(2, { priority: -1 }).messages$.subscribe((m) => (bulk += m.length));
+    });
+    const sampleBulk = (): void => {
+      bulkAt.set(Math.round(scheduler.now()), bulk);
+      if (scheduler.now() < 12_000) scheduler.schedule(sampleBulk, 1000);
+    };
+    scheduler.schedule(sampleBulk, 0);
+    connect(network, { from: '10.0.0.1', host: SERVER, port: 9000, channels: true }).subscribe((conn) => {
+      const control = conn.channel(1);
+      const assets = conn.channel(2, { priority: -1 });
+      const block = new Uint8Array(64 * 1024).fill(7);
+      range(0, 4000).pipe(mergeMap(() => assets.send(block), 16)).subscribe();
+      interval(10, scheduler)
+        .pipe(takeWhile(() => scheduler.now() < 12_000))
+        .subscribe(() => {
+          if (scheduler.now() < 3000) return; // past startup
+          const message = Buffer.alloc(1024);
+          message.writeDoubleBE(scheduler.now(), 0);
+          control.send$.next(message);
+        });
+    });
+    scheduler.maxFrames = 12_500;
+    scheduler.flush();
+    latencies.sort((a, b) => a - b);
+    expect(latencies.length).toBeGreaterThan(850);
+    const p99 = latencies[Math.floor(latencies.length * 0.99)]!;
+    expect(p99).toBeLessThanOrEqual(15);
+    expect(megabytesPerSecond(bulkAt.get(12_000)! - bulkAt.get(3000)!, 9000)).toBeGreaterThanOrEqual(0.92 * 12.5);
   });
 });

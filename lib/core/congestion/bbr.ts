@@ -3,9 +3,23 @@ import { WindowedMax } from './windowed-max';
 
 /** Startup doubles the sending rate every round trip (2 / ln 2). */
 const STARTUP_GAIN = 2 / Math.LN2;
-/** Probing cycle, one phase per minimum RTT: probe up, drain what that queued, cruise. */
-const PROBE_GAINS = [1.25, 0.75, 1, 1, 1, 1, 1, 1] as const;
-const CRUISE_PHASE = 2;
+/**
+ * Probing for bandwidth, as BBRv3 does it: probe up at 1.25 for a round trip, pace at 0.75 until
+ * what that queued has drained (a round at most: 0.75 for a round takes back what 1.25 added, and
+ * acks that arrive in batches may never show the pipe empty), then cruise at 1 for 2-3 s or as
+ * many rounds as the pipe holds packets (at most 63, so a short path probes often). Probing every
+ * few round trips, as BBRv1 did, keeps a standing queue of a quarter of the BDP that delays every
+ * other message on the connection.
+ */
+type ProbePhase = 'up' | 'down' | 'cruise';
+const PROBE_UP_GAIN = 1.25;
+const PROBE_DOWN_GAIN = 0.75;
+const PROBE_DOWN_MAX_ROUNDS = 1;
+const PROBE_WAIT_MS = 2000;
+const PROBE_WAIT_SPREAD_MS = 1000;
+const PROBE_MAX_CRUISE_ROUNDS = 63;
+/** Spreads the cruise lengths of connections sharing a bottleneck, so they do not probe in step. */
+const GOLDEN_FRACTION = 0.6180339887;
 /** In flight beyond the path's bandwidth-delay product: room for delayed and aggregated acks. */
 const CWND_GAIN = 2;
 const BANDWIDTH_ROUNDS = 10;
@@ -63,8 +77,10 @@ export class Bbr implements CongestionController {
   private fullBandwidth = 0;
   private fullBandwidthRounds = 0;
   private filled = false;
-  private phase = CRUISE_PHASE;
+  private phase: ProbePhase = 'cruise';
   private phaseStart = 0;
+  private phaseRound = 0;
+  private cruiseWait = PROBE_WAIT_MS;
   private probeRttDoneAt = Infinity;
   private probeRttRound = 0;
   private cwndBeforeProbeRtt = 0;
@@ -134,6 +150,12 @@ export class Bbr implements CongestionController {
     return bandwidth === 0 || this.minRtt === Infinity ? 0 : bandwidth * (this.minRtt + ACK_DELAY_MS);
   }
 
+  /** What the path itself holds, without a queue: where draining stops. */
+  private pipe(): number {
+    const bandwidth = this.bandwidth.value;
+    return bandwidth === 0 || this.minRtt === Infinity ? 0 : bandwidth * this.minRtt;
+  }
+
   private probeRttWindow(): number {
     return Math.max(this.minimum, this.bdp() / 2);
   }
@@ -181,14 +203,10 @@ export class Bbr implements CongestionController {
         }
         return this.state === 'drain' ? this.advanceState(sample, now, false) : undefined;
       case 'drain':
-        if (sample.inFlight <= this.bdp()) this.enterProbeBandwidth(now, CRUISE_PHASE);
+        if (sample.inFlight <= this.pipe()) this.enterProbeBandwidth(now, 'cruise');
         return;
-      case 'probe-bandwidth': {
-        const elapsed = now - this.phaseStart >= this.minRtt;
-        const drained = PROBE_GAINS[this.phase] === 0.75 && sample.inFlight <= this.bdp();
-        if (elapsed || drained) this.enterProbeBandwidth(now, (this.phase + 1) % PROBE_GAINS.length);
-        return;
-      }
+      case 'probe-bandwidth':
+        return this.advanceProbe(sample, now);
       case 'probe-rtt':
         if (this.probeRttDoneAt === Infinity) {
           if (sample.inFlight <= this.probeRttWindow()) {
@@ -201,7 +219,7 @@ export class Bbr implements CongestionController {
           this.minRttAt = now;
           this.cwnd = Math.max(this.cwnd, this.cwndBeforeProbeRtt);
           this.cwndBeforeProbeRtt = 0;
-          if (this.filled) this.enterProbeBandwidth(now, CRUISE_PHASE);
+          if (this.filled) this.enterProbeBandwidth(now, 'cruise');
           else {
             this.state = 'startup';
             this.pacingGain = STARTUP_GAIN;
@@ -211,12 +229,31 @@ export class Bbr implements CongestionController {
     }
   }
 
-  private enterProbeBandwidth(now: number, phase: number): void {
+  private advanceProbe(sample: AckSample, now: number): void {
+    const rounds = this.round - this.phaseRound;
+    switch (this.phase) {
+      case 'up':
+        if (now - this.phaseStart >= this.minRtt && rounds >= 1) this.enterProbeBandwidth(now, 'down');
+        return;
+      case 'down':
+        if (sample.inFlight <= this.pipe() || rounds >= PROBE_DOWN_MAX_ROUNDS) this.enterProbeBandwidth(now, 'cruise');
+        return;
+      case 'cruise': {
+        const packetsInPipe = Math.max(1, Math.floor(this.pipe() / this.datagramSize));
+        if (now - this.phaseStart >= this.cruiseWait || rounds >= Math.min(PROBE_MAX_CRUISE_ROUNDS, packetsInPipe)) this.enterProbeBandwidth(now, 'up');
+        return;
+      }
+    }
+  }
+
+  private enterProbeBandwidth(now: number, phase: ProbePhase): void {
     this.state = 'probe-bandwidth';
     this.cwndGain = CWND_GAIN;
     this.phase = phase;
     this.phaseStart = now;
-    this.pacingGain = PROBE_GAINS[phase]!;
+    this.phaseRound = this.round;
+    this.pacingGain = phase === 'up' ? PROBE_UP_GAIN : phase === 'down' ? PROBE_DOWN_GAIN : 1;
+    if (phase === 'cruise') this.cruiseWait = PROBE_WAIT_MS + PROBE_WAIT_SPREAD_MS * ((this.round * GOLDEN_FRACTION) % 1);
   }
 
   /**

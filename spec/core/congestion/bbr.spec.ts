@@ -92,13 +92,81 @@ describe('Bbr', () => {
     expect(cc.estimate.state).not.toBe('startup');
     rounds(cc, path, 16, { rate: 5120 });
     expect(cc.estimate.state).toBe('probe-bandwidth');
-    const gains = new Set<number>();
-    for (let i = 0; i < 16; i++) {
-      round(cc, path, { rate: 5120 });
-      gains.add(Math.round((cc.pacingRate / 5120) * 100) / 100);
-    }
-    expect([...gains].sort()).toEqual([0.75, 1, 1.25]);
+    expect(cc.pacingRate).toBe(5120);
     expect(cc.window).toBeGreaterThanOrEqual(2 * 5120 * RTT);
+  });
+
+  /** The pacing gain of each of `n` rounds, as runs of equal gain: [gain, rounds][]. */
+  function gainRuns(cc: Bbr, path: Path, n: number, r: Round, bandwidth: number): [number, number][] {
+    const runs: [number, number][] = [];
+    for (let i = 0; i < n; i++) {
+      round(cc, path, r);
+      const gain = Math.round((cc.pacingRate / bandwidth) * 100) / 100;
+      const last = runs[runs.length - 1];
+      if (last?.[0] === gain) last[1]++;
+      else runs.push([gain, 1]);
+    }
+    return runs;
+  }
+
+  test('probes for bandwidth rarely: 1.25 for a round, 0.75 until drained, then 1 for as many rounds as the pipe holds packets (at most 63) or 2-3 s', () => {
+    const { cc, path } = fresh();
+    rounds(cc, path, 40, { rate: 5120 }); // 102 kB in the pipe: 85 packets
+    const runs = gainRuns(cc, path, 400, { rate: 5120 }, 5120).slice(1, -1); // whole runs only
+    expect(new Set(runs.map(([gain]) => gain))).toEqual(new Set([0.75, 1, 1.25]));
+    for (const [gain, length] of runs) {
+      if (gain === 1.25) expect(length).toBe(1);
+      if (gain === 0.75) expect(length).toBe(1); // the acks show the pipe drained at once
+      if (gain === 1) expect(length).toBe(63);
+    }
+    // A short pipe probes sooner: 5 packets, 5 rounds of cruise.
+    const short = fresh();
+    rounds(short.cc, short.path, 40, { rate: 300 });
+    const shortRuns = gainRuns(short.cc, short.path, 100, { rate: 300 }, 300).slice(1, -1);
+    expect(shortRuns.filter(([gain]) => gain === 1).map(([, length]) => length)).toContain(5);
+    expect(Math.max(...shortRuns.filter(([gain]) => gain === 1).map(([, length]) => length))).toBe(5);
+    // A long round trip probes after 2-3 s: at 100 ms, 20-30 rounds rather than 63.
+    const long = fresh();
+    rounds(long.cc, long.path, 40, { rate: 5120, rtt: 100 });
+    const longCruises = gainRuns(long.cc, long.path, 200, { rate: 5120, rtt: 100 }, 5120).slice(1, -1).filter(([gain]) => gain === 1);
+    expect(longCruises.length).toBeGreaterThan(2);
+    for (const [, length] of longCruises) {
+      expect(length).toBeGreaterThanOrEqual(20);
+      expect(length).toBeLessThanOrEqual(30);
+    }
+    expect(new Set(longCruises.map(([, length]) => length)).size).toBeGreaterThan(1); // spread, not in step
+  });
+
+  test('after probing up it paces at 0.75 until in flight falls to the pipe, and for one round at most (what 1.25 for a round queued)', () => {
+    const { cc, path } = fresh();
+    rounds(cc, path, 40, { rate: 5120 });
+    // A queue keeps 1.5 × the pipe in flight: it never drains, so each 0.75 phase ends by its round limit.
+    const runs = gainRuns(cc, path, 400, { rate: 5120, rtt: RTT * 1.5 }, 5120).slice(1, -1);
+    const down = runs.filter(([gain]) => gain === 0.75).map(([, length]) => length);
+    expect(down.length).toBeGreaterThan(0);
+    expect(new Set(down)).toEqual(new Set([1]));
+  });
+
+  test('the 0.75 phase ends at the first ack that shows in flight at or below the pipe, even within its round', () => {
+    const { cc, path } = fresh();
+    rounds(cc, path, 40, { rate: 5120 });
+    // Two acks per round trip, each releasing half a round's bytes and showing half the pipe in flight.
+    const deliveredAt: number[] = [path.delivered, path.delivered];
+    const downAcks: number[] = [];
+    let downRun = 0;
+    for (let i = 0; i < 800; i++) {
+      const acked = (5120 * RTT) / 2;
+      const prior = deliveredAt[deliveredAt.length - 2]!;
+      path.delivered += acked;
+      path.now += RTT / 2;
+      deliveredAt.push(path.delivered);
+      cc.onAcked({ ackedBytes: acked, inFlight: acked, rtt: RTT, deliveryRate: 5120, interval: RTT, appLimited: false, delivered: path.delivered, priorDelivered: prior }, path.now);
+      const down = Math.round((cc.pacingRate / 5120) * 100) === 75;
+      if (down) downRun++;
+      else if (downRun > 0) (downAcks.push(downRun), (downRun = 0));
+    }
+    expect(downAcks.length).toBeGreaterThan(0);
+    expect(new Set(downAcks)).toEqual(new Set([1])); // half a round, not the whole
   });
 
   test('samples taken while the application limited the sending never lower the estimate', () => {
