@@ -15,6 +15,10 @@ type ProbePhase = 'up' | 'down' | 'cruise';
 const PROBE_UP_GAIN = 1.25;
 const PROBE_DOWN_GAIN = 0.75;
 const PROBE_DOWN_MAX_ROUNDS = 1;
+/** A probe that raised the estimate this much found a faster path: probe up again at once (or resume startup). */
+const PROBE_FOUND_MORE = 1.2;
+/** After startup, the first probe comes this many rounds into the cruise, to confirm the pipe is full. */
+const PROBE_SOON_ROUNDS = 2;
 const PROBE_WAIT_MS = 2000;
 const PROBE_WAIT_SPREAD_MS = 1000;
 const PROBE_MAX_CRUISE_ROUNDS = 63;
@@ -49,6 +53,16 @@ const MINIMUM_WINDOW_PACKETS = 4;
  */
 export const ACK_DELAY_MS = 5;
 
+/**
+ * A queue stands when every RTT sampled in a round (at least QUEUE_RTT_SAMPLES of them) is above
+ * the minimum by more than the larger of QUEUE_TOLERANCE_MS and an eighth of it (HyStart++'s
+ * test, RFC 9406, with a smaller floor: the queue it lets stand delays every message).
+ */
+const QUEUE_TOLERANCE_MS = 2;
+const QUEUE_TOLERANCE_FRACTION = 1 / 8;
+const QUEUE_RTT_SAMPLES = 8;
+const QUEUE_MAX_DRAIN_GAP = 64;
+
 type State = 'startup' | 'drain' | 'probe-bandwidth' | 'probe-rtt';
 
 /**
@@ -58,6 +72,8 @@ type State = 'startup' | 'drain' | 'probe-bandwidth' | 'probe-rtt';
  * flight. Random loss does not shrink it, so it keeps the rate a lossy path really has; loss
  * beyond CONGESTION_LOSS_RATE in a round (a queue overflowing) caps what is in flight, as
  * BBRv2's inflight_hi does, and a persistent timeout collapses the window as every controller must.
+ * Since random loss cannot tell it of a queue, the RTT does: a queue standing through a round ends
+ * startup before it overflows, and drains while cruising.
  */
 export class Bbr implements CongestionController {
   private state: State = 'startup';
@@ -81,11 +97,21 @@ export class Bbr implements CongestionController {
   private phaseStart = 0;
   private phaseRound = 0;
   private cruiseWait = PROBE_WAIT_MS;
+  /** The estimate when the last probe up began. */
+  private probeUpBandwidth = 0;
+  /** Startup has ended and no probe has yet shown the pipe full: probe soon, and resume startup if the probe finds more. */
+  private startupUnconfirmed = false;
   private probeRttDoneAt = Infinity;
   private probeRttRound = 0;
   private cwndBeforeProbeRtt = 0;
   private inFlightCap = Infinity;
   private roundLost = 0;
+  /** The lowest RTT sampled this round, and how many were: see QUEUE_TOLERANCE_MS. */
+  private roundMinRtt = Infinity;
+  private roundRttSamples = 0;
+  private queueDrainRound = -Infinity;
+  private queueDrainGap = 1;
+  private queueGoneSinceDrain = true;
   private roundDelivered = 0;
 
   constructor(
@@ -119,9 +145,19 @@ export class Bbr implements CongestionController {
       this.minRttAt = now;
     }
     const roundStart = sample.ackedBytes > 0 && sample.priorDelivered >= this.nextRoundDelivered;
+    let queueStood = false;
     if (roundStart) {
       this.nextRoundDelivered = sample.delivered;
       this.round++;
+      queueStood = this.roundRttSamples >= QUEUE_RTT_SAMPLES && this.roundMinRtt > this.minRtt + this.queueTolerance();
+      this.roundMinRtt = Infinity;
+      this.roundRttSamples = 0;
+    }
+    if (sample.rtt !== undefined) {
+      this.roundRttSamples++;
+      if (sample.rtt < this.roundMinRtt) this.roundMinRtt = sample.rtt;
+      // Every RTT of this round so far shows a queue: the pipe is full, before a round at the startup gain overflows it.
+      if (this.state === 'startup' && this.roundRttSamples >= QUEUE_RTT_SAMPLES && this.roundMinRtt > this.minRtt + this.queueTolerance()) this.endStartup();
     }
     const rate = sample.deliveryRate;
     if (rate !== undefined && sample.interval >= Math.min(this.minRtt, sample.rtt ?? Infinity) && (!sample.appLimited || rate >= this.bandwidth.value)) {
@@ -132,6 +168,7 @@ export class Bbr implements CongestionController {
     if (roundStart) {
       this.judgeLoss();
       if (!this.filled && !sample.appLimited && this.state === 'startup') this.checkFullBandwidth();
+      this.answerQueue(queueStood, now);
     }
     this.advanceState(sample, now, minRttExpired && this.state !== 'probe-rtt');
     this.growWindow(sample.ackedBytes);
@@ -148,6 +185,30 @@ export class Bbr implements CongestionController {
   private bdp(): number {
     const bandwidth = this.bandwidth.value;
     return bandwidth === 0 || this.minRtt === Infinity ? 0 : bandwidth * (this.minRtt + ACK_DELAY_MS);
+  }
+
+  /**
+   * A queue that stands through a whole round while cruising means the bandwidth estimate is high
+   * (a max filter keeps the upper tail of noisy samples): drain it with a round at 0.75. A queue
+   * that no drain removes is not ours (a window-limited flow queues at a slow receiver, a
+   * competing flow fills the buffer): draining again gains nothing and costs a quarter of a
+   * round, so the gap between drains doubles until a round shows the queue gone.
+   */
+  private answerQueue(queueStood: boolean, now: number): void {
+    if (!queueStood) {
+      this.queueGoneSinceDrain = true;
+      return;
+    }
+    if (this.state !== 'probe-bandwidth' || this.phase !== 'cruise') return;
+    if (this.round - this.queueDrainRound < this.queueDrainGap) return;
+    this.queueDrainGap = this.queueGoneSinceDrain ? 1 : Math.min(2 * this.queueDrainGap, QUEUE_MAX_DRAIN_GAP);
+    this.queueGoneSinceDrain = false;
+    this.queueDrainRound = this.round;
+    this.enterProbeBandwidth(now, 'down');
+  }
+
+  private queueTolerance(): number {
+    return Math.max(QUEUE_TOLERANCE_MS, this.minRtt * QUEUE_TOLERANCE_FRACTION);
   }
 
   /** What the path itself holds, without a queue: where draining stops. */
@@ -184,7 +245,12 @@ export class Bbr implements CongestionController {
       this.fullBandwidthRounds = 0;
       return;
     }
-    if (++this.fullBandwidthRounds >= FULL_BANDWIDTH_ROUNDS) this.filled = true;
+    if (++this.fullBandwidthRounds >= FULL_BANDWIDTH_ROUNDS) this.endStartup();
+  }
+
+  private endStartup(): void {
+    this.filled = true;
+    this.startupUnconfirmed = true;
   }
 
   private advanceState(sample: AckSample, now: number, enterProbeRtt: boolean): void {
@@ -229,6 +295,21 @@ export class Bbr implements CongestionController {
     }
   }
 
+  /**
+   * The probe after startup found 20 % more: what ended startup was not a full pipe (random loss
+   * stalls the estimate, a burst queues somewhere for a round). As HyStart++ returns from its
+   * conservative phase, grow at the startup gain again.
+   */
+  private resumeStartup(): void {
+    this.state = 'startup';
+    this.filled = false;
+    this.startupUnconfirmed = false;
+    this.pacingGain = STARTUP_GAIN;
+    this.cwndGain = STARTUP_GAIN;
+    this.fullBandwidth = this.bandwidth.value;
+    this.fullBandwidthRounds = 0;
+  }
+
   private advanceProbe(sample: AckSample, now: number): void {
     const rounds = this.round - this.phaseRound;
     switch (this.phase) {
@@ -236,11 +317,17 @@ export class Bbr implements CongestionController {
         if (now - this.phaseStart >= this.minRtt && rounds >= 1) this.enterProbeBandwidth(now, 'down');
         return;
       case 'down':
-        if (sample.inFlight <= this.pipe() || rounds >= PROBE_DOWN_MAX_ROUNDS) this.enterProbeBandwidth(now, 'cruise');
+        if (this.bandwidth.value >= this.probeUpBandwidth * PROBE_FOUND_MORE) return this.startupUnconfirmed ? this.resumeStartup() : this.enterProbeBandwidth(now, 'up');
+        if (sample.inFlight <= this.pipe() || rounds >= PROBE_DOWN_MAX_ROUNDS) {
+          // A round at 0.75 that found no more: the probe's samples are in, the pipe is full.
+          if (rounds >= PROBE_DOWN_MAX_ROUNDS) this.startupUnconfirmed = false;
+          this.enterProbeBandwidth(now, 'cruise');
+        }
         return;
       case 'cruise': {
         const packetsInPipe = Math.max(1, Math.floor(this.pipe() / this.datagramSize));
-        if (now - this.phaseStart >= this.cruiseWait || rounds >= Math.min(PROBE_MAX_CRUISE_ROUNDS, packetsInPipe)) this.enterProbeBandwidth(now, 'up');
+        const cruiseRounds = this.startupUnconfirmed ? PROBE_SOON_ROUNDS : Math.min(PROBE_MAX_CRUISE_ROUNDS, packetsInPipe);
+        if (now - this.phaseStart >= this.cruiseWait || rounds >= cruiseRounds) this.enterProbeBandwidth(now, 'up');
         return;
       }
     }
@@ -253,6 +340,7 @@ export class Bbr implements CongestionController {
     this.phaseStart = now;
     this.phaseRound = this.round;
     this.pacingGain = phase === 'up' ? PROBE_UP_GAIN : phase === 'down' ? PROBE_DOWN_GAIN : 1;
+    if (phase === 'up') this.probeUpBandwidth = this.bandwidth.value;
     if (phase === 'cruise') this.cruiseWait = PROBE_WAIT_MS + PROBE_WAIT_SPREAD_MS * ((this.round * GOLDEN_FRACTION) % 1);
   }
 

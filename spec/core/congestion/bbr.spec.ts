@@ -43,6 +43,23 @@ function rounds(cc: CongestionController, path: Path, n: number, r: Round): void
   for (let i = 0; i < n; i++) round(cc, path, r);
 }
 
+/**
+ * One round trip acknowledged in `acks` acks (each with an RTT sample), as a path with many
+ * packets in flight shows it. The first ack starts the round: it releases a packet sent when the
+ * previous round's first ack arrived.
+ */
+function ackedRound(cc: Bbr, path: Path & { roundMark?: number }, r: Round, acks = 10): void {
+  const rtt = r.rtt ?? RTT;
+  const bytes = Math.round((r.rate * rtt) / acks);
+  for (let i = 0; i < acks; i++) {
+    const prior = i === 0 ? (path.roundMark ?? 0) : (path.roundMark ?? 1) - 1;
+    path.delivered += bytes;
+    path.now += rtt / acks;
+    if (i === 0) path.roundMark = path.delivered;
+    cc.onAcked({ ackedBytes: bytes, inFlight: Math.min(Math.round(r.rate * rtt), cc.window), rtt, deliveryRate: r.rate, interval: rtt, appLimited: false, delivered: path.delivered, priorDelivered: prior }, path.now);
+  }
+}
+
 const fresh = (): { cc: Bbr; path: Path } => ({ cc: new Bbr(MSS, 65535 * MSS), path: { now: 0, delivered: 0 } });
 
 describe('Bbr', () => {
@@ -167,6 +184,56 @@ describe('Bbr', () => {
     }
     expect(downAcks.length).toBeGreaterThan(0);
     expect(new Set(downAcks)).toEqual(new Set([1])); // half a round, not the whole
+  });
+
+  test('startup ends in the first round whose every RTT shows a queue, though the bandwidth still grows', () => {
+    const { cc, path } = fresh();
+    for (let rate = 100; rate <= 1600; rate *= 2) ackedRound(cc, path, { rate });
+    expect(cc.estimate.state).toBe('startup');
+    ackedRound(cc, path, { rate: 3200, rtt: RTT + 3 }); // 3 ms over the minimum, beyond its 2.5 ms tolerance
+    expect(cc.estimate.state).not.toBe('startup');
+    const noisy = fresh();
+    for (let rate = 100; rate <= 1600; rate *= 2) ackedRound(noisy.cc, noisy.path, { rate });
+    ackedRound(noisy.cc, noisy.path, { rate: 3200, rtt: RTT + 2 }); // within the tolerance
+    expect(noisy.cc.estimate.state).toBe('startup');
+  });
+
+  test('startup resumes when the first probe after it finds 20 % more: a brief queue did not mean a full pipe', () => {
+    const { cc, path } = fresh();
+    const capacity = 8000;
+    for (let rate = 100; rate <= 800; rate *= 2) ackedRound(cc, path, { rate });
+    ackedRound(cc, path, { rate: 800, rtt: RTT + 10 }); // a burst queued somewhere for a round
+    expect(cc.estimate.state).not.toBe('startup');
+    // The path delivers what is paced, up to its capacity.
+    let rounds = 0;
+    while (cc.estimate.bandwidth < 0.9 * capacity && rounds < 100) {
+      ackedRound(cc, path, { rate: Math.min(capacity, cc.pacingRate) });
+      rounds++;
+    }
+    expect(rounds).toBeLessThanOrEqual(15); // with probes 63 rounds apart it would take hundreds
+  });
+
+  test('a queue standing through a cruising round is drained at once; one that is back after each drain is drained ever more rarely', () => {
+    const { cc, path } = fresh();
+    for (let i = 0; i < 30; i++) ackedRound(cc, path, { rate: 5120 });
+    expect(cc.estimate.state).toBe('probe-bandwidth');
+    const gain = (): number => Math.round((cc.pacingRate / 5120) * 100) / 100;
+    // Cruising (85 packets in the pipe: the next probe is ~63 rounds away), then a queue stands.
+    while (gain() !== 1) ackedRound(cc, path, { rate: 5120 });
+    for (let i = 0; i < 3; i++) ackedRound(cc, path, { rate: 5120 });
+    ackedRound(cc, path, { rate: 5120, rtt: RTT + 4 });
+    ackedRound(cc, path, { rate: 5120, rtt: RTT + 4 }, 1); // the next round's first ack judges the last (the queue still there)
+    expect(gain()).toBe(0.75);
+    // A queue that never goes (not ours to drain): over 200 rounds, far fewer than 100 drains.
+    let drains = 0;
+    let before = gain();
+    for (let i = 0; i < 200; i++) {
+      ackedRound(cc, path, { rate: 5120, rtt: RTT + 4 });
+      if (gain() === 0.75 && before !== 0.75) drains++;
+      before = gain();
+    }
+    expect(drains).toBeGreaterThan(0);
+    expect(drains).toBeLessThanOrEqual(20);
   });
 
   test('samples taken while the application limited the sending never lower the estimate', () => {
