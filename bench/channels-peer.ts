@@ -80,6 +80,70 @@ export function streamCounts(variant: Variant, seconds: number): number[] {
   return variant.streams.map((s) => Math.round((seconds * 1000) / s.period));
 }
 
+// ---- the sending side, shared with the in-process version ---------------------------------------
+
+/**
+ * Feeds the bulk channel: at a fixed rate (MiB/s, catching up after a late timer so the rate holds
+ * on average), or unpaced, keeping at most BULK_QUEUED queued and refilling as it drains.
+ */
+export function startBulk(conn: Connection, rate: Variant['bulk']): { stop(): void; readonly queued: number } {
+  const state = { stopped: false, queued: 0, stop: (): void => undefined };
+  if (rate === undefined) return state;
+  const bulk = conn.channel(BULK_CHANNEL, { priority: BULK_PRIORITY });
+  const block = new Uint8Array(BULK_MESSAGE);
+  const queue = (): void => {
+    bulk.send$.next(block);
+    state.queued += BULK_MESSAGE;
+  };
+  if (typeof rate === 'number') {
+    const every = (BULK_MESSAGE / 2 ** 20 / rate) * 1000;
+    const t0 = performance.now();
+    let sent = 0;
+    const pacer = setInterval(() => {
+      for (; sent * every <= performance.now() - t0; sent++) queue();
+    }, Math.max(1, Math.floor(every)));
+    state.stop = () => clearInterval(pacer);
+    return state;
+  }
+  // The emissions a send causes while filling are skipped: the loop counts what it queued.
+  let filling = false;
+  bulk.bufferedBytes$.subscribe((queued) => {
+    if (filling) return;
+    filling = true;
+    for (let q = queued; !state.stopped && q + BULK_MESSAGE <= BULK_QUEUED; q += BULK_MESSAGE) queue();
+    filling = false;
+  });
+  state.stop = () => void (state.stopped = true);
+  return state;
+}
+
+/**
+ * Sends every stream on its channel, each at its period, for `seconds`: [stamp: 8 bytes, written
+ * by `stamp`][stream: u8][seq: u32 LE], padded to its size. Counts the sends and the first
+ * stream's MessageExpiredErrors (which may come after it resolved) into `counts`.
+ */
+export function sendStreams(channels: readonly Channel[], streams: readonly StreamSpec[], seconds: number, stamp: (message: Buffer) => void, counts: { sent: number; expired: number }): Promise<void> {
+  const period = Math.min(...streams.map((s) => s.period));
+  const t0 = performance.now();
+  return new Promise<void>((resolve) => {
+    let i = 0;
+    const tick = (): void => {
+      streams.forEach((s, index) => {
+        if ((i * period) % s.period !== 0 || i * period >= seconds * 1000) return;
+        const message = Buffer.alloc(s.size);
+        stamp(message);
+        message.writeUInt8(index, 8);
+        message.writeUInt32LE((i * period) / s.period, 9);
+        counts.sent++;
+        channels[index]!.send(message).subscribe({ error: (error: unknown) => void (error instanceof MessageExpiredError && index === 0 && counts.expired++) });
+      });
+      if (++i * period >= seconds * 1000) return resolve();
+      setTimeout(tick, Math.max(0, t0 + i * period - performance.now()));
+    };
+    tick();
+  });
+}
+
 // ---- reports ---------------------------------------------------------------------------------------
 
 export interface LoopReport {
@@ -296,37 +360,7 @@ async function sender(flags: Flags): Promise<void> {
   const channels = streams.map((s): Channel => conn.channel(s.channel, s.ttl === undefined ? undefined : { ttl: s.ttl }));
 
   // The bulk transfer starts first, so the measured stream meets it at its full rate.
-  let stopBulk = false;
-  let bulkQueued = 0;
-  let pacer: NodeJS.Timeout | undefined;
-  if (variant.bulk !== undefined) {
-    const bulk = conn.channel(BULK_CHANNEL, { priority: BULK_PRIORITY });
-    const block = new Uint8Array(BULK_MESSAGE);
-    if (typeof variant.bulk === 'number') {
-      const every = (BULK_MESSAGE / 2 ** 20 / variant.bulk) * 1000;
-      const t0 = performance.now();
-      let sent = 0;
-      // Catches up after a late timer, so the rate holds on average.
-      pacer = setInterval(() => {
-        for (; sent * every <= performance.now() - t0; sent++) {
-          bulk.send$.next(block);
-          bulkQueued += BULK_MESSAGE;
-        }
-      }, Math.max(1, Math.floor(every)));
-    } else {
-      // The emissions a send causes while filling are skipped: the loop counts what it queued.
-      let filling = false;
-      bulk.bufferedBytes$.subscribe((queued) => {
-        if (filling) return;
-        filling = true;
-        for (let q = queued; !stopBulk && q + BULK_MESSAGE <= BULK_QUEUED; q += BULK_MESSAGE) {
-          bulk.send$.next(block);
-          bulkQueued += BULK_MESSAGE;
-        }
-        filling = false;
-      });
-    }
-  }
+  const bulk = startBulk(conn, variant.bulk);
 
   const probe = dgram.createSocket('udp4');
   await new Promise<void>((resolve) => probe.bind(0, resolve));
@@ -348,44 +382,24 @@ async function sender(flags: Flags): Promise<void> {
     samples.push({ rtt: s.rtt ?? NaN, cwnd: s.congestionWindow, inFlight: s.inFlightBytes });
   }, STATS_SAMPLE_MS);
 
-  let expired = 0;
-  let sentAll = 0;
-  const period = Math.min(...streams.map((s) => s.period));
-  const t0 = performance.now();
-  await new Promise<void>((resolve) => {
-    let i = 0;
-    const tick = (): void => {
-      streams.forEach((s, index) => {
-        if ((i * period) % s.period !== 0 || i * period >= seconds * 1000) return;
-        const message = Buffer.alloc(s.size);
-        message.writeBigUInt64LE(now(), 0);
-        message.writeUInt8(index, 8);
-        message.writeUInt32LE((i * period) / s.period, 9);
-        sentAll++;
-        channels[index]!.send(message).subscribe({ error: (error: unknown) => void (error instanceof MessageExpiredError && index === 0 && expired++) });
-      });
-      if (++i * period >= seconds * 1000) return resolve();
-      setTimeout(tick, Math.max(0, t0 + i * period - performance.now()));
-    };
-    tick();
-  });
-  stopBulk = true;
-  clearInterval(pacer);
+  const sending = { sent: 0, expired: 0 };
+  await sendStreams(channels, streams, seconds, (message) => message.writeBigUInt64LE(now(), 0), sending);
+  bulk.stop();
   clearInterval(probeTimer);
   clearInterval(sampler);
   const eventLoop = loopDelaySummary(loop);
   const cpu = cpuSeconds(cpu0).total;
-  emit({ type: 'sent', sent: counts[0], sentAll, probeSent });
+  emit({ type: 'sent', sent: counts[0], sentAll: sending.sent, probeSent });
 
   // Stays connected until told: what is unacknowledged still goes, and ttl expiries are counted.
   await box.next('exit');
   const med = (f: (x: (typeof samples)[number]) => number): number => median(samples.map(f).filter((v) => Number.isFinite(v)));
   const report: SenderReport = {
     sent: counts[0]!,
-    sentAll,
-    expired,
+    sentAll: sending.sent,
+    expired: sending.expired,
     probeSent,
-    bulkQueuedBytes: bulkQueued,
+    bulkQueuedBytes: bulk.queued,
     eventLoop,
     cpuSeconds: cpu,
     transport: counters(conn.stats, ['packetsSent', 'bytesSent', 'dataPacketsSent', 'retransmissions', 'repeatsAnswered', 'redundantSends', 'acksSent', 'pingsSent', 'packetsReceived', 'messagesExpired']),

@@ -32,9 +32,9 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { realTimeScheduler, connect, listen, MessageExpiredError, DEFAULTS, type Channel, type Connection } from '../lib/index';
+import { realTimeScheduler, connect, listen, DEFAULTS, type Channel, type Connection } from '../lib/index';
 import { VirtualNetwork } from '../lib/testing/index';
-import { BULK_CHANNEL, BULK_MESSAGE, BULK_PRIORITY, BULK_QUEUED, CASES, EXCESS_LATE_MS, PROBE_PERIOD_MS, STEADY_AFTER_MS, PROBE_SIZE, variantOf, type ReceiverReport, type SenderReport, type Variant } from './channels-peer';
+import { BULK_CHANNEL, CASES, sendStreams, startBulk, EXCESS_LATE_MS, PROBE_PERIOD_MS, STEADY_AFTER_MS, PROBE_SIZE, variantOf, type ReceiverReport, type SenderReport, type Variant } from './channels-peer';
 import { benchMain, cpuSeconds, loopDelaySummary, LOOP_RESOLUTION_MS, flagBool, flagNumber, flagString, machineInfo, table, type BenchResult, type Flags } from './lib/common';
 import { LinkModel, lossLabel, type LossSpec } from './lib/link';
 import { IP_A, IP_B, LINKEM_DIR, LinkPath, NS_A, NS_B, counterDelta, impairmentArgs, linkemUnavailable, type Impairment, type LinkDelta } from './lib/linkem';
@@ -525,13 +525,13 @@ async function scenario(flags: Flags): Promise<void> {
   const total = counts.reduce((a, b) => a + b, 0);
   const channelIds = [...new Set(streams.map((s) => s.channel))];
 
-  // B: every message carries [sent at: f64][stream: u8][seq: u32]; bulk messages are counted only.
+  // B: every message carries [sent at: f64][stream: u8][seq: u32 LE] (sendStreams); bulk messages are counted only.
   listen({ host: B, port: PORT, scheduler, channels: true, socketFactory: model.wrap(B, network.socketFactory(B)) }).subscribe((conn) => {
     for (const id of channelIds) {
       conn.channel(id).messages$.subscribe((m) => {
         const view = new DataView(m.buffer, m.byteOffset, m.byteLength);
         const stream = view.getUint8(8);
-        const seq = view.getUint32(9);
+        const seq = view.getUint32(9, true);
         if (stream === 0) latencies.push(performance.now() - view.getFloat64(0));
         if (reliable ? seq !== next[stream] : seq < next[stream]!) inOrder = false;
         next[stream] = seq + 1;
@@ -551,54 +551,10 @@ async function scenario(flags: Flags): Promise<void> {
     connect({ host: B, port: PORT, scheduler, channels: true, socketFactory: model.wrap(A, network.socketFactory(A)) }).subscribe({ next: resolve, error: reject });
   });
   const channels = streams.map((s): Channel => aConn.channel(s.channel, s.ttl === undefined ? undefined : { ttl: s.ttl }));
-  let expired = 0;
-  let stopBulk = false;
-  let pacer: NodeJS.Timeout | undefined;
-  if (typeof variant.bulk === 'number') {
-    const bulk = aConn.channel(BULK_CHANNEL, { priority: BULK_PRIORITY });
-    const block = new Uint8Array(BULK_MESSAGE);
-    const every = (BULK_MESSAGE / 2 ** 20 / variant.bulk) * 1000;
-    const started = performance.now();
-    let sent = 0;
-    // Catches up after a late timer, so the rate holds on average.
-    pacer = setInterval(() => {
-      for (; sent * every <= performance.now() - started; sent++) bulk.send$.next(block);
-    }, Math.max(1, Math.floor(every)));
-  } else if (variant.bulk === 'unpaced') {
-    // Keep the bulk channel's queue at most BULK_QUEUED deep, refilled as it drains.
-    const bulk = aConn.channel(BULK_CHANNEL, { priority: BULK_PRIORITY });
-    const block = new Uint8Array(BULK_MESSAGE);
-    // The emissions a send causes while filling are skipped: the loop counts what it queued.
-    let filling = false;
-    bulk.bufferedBytes$.subscribe((queued) => {
-      if (filling) return;
-      filling = true;
-      for (let q = queued; !stopBulk && q + BULK_MESSAGE <= BULK_QUEUED; q += BULK_MESSAGE) bulk.send$.next(block);
-      filling = false;
-    });
-  }
-  const t0 = performance.now();
-  const period = Math.min(...streams.map((s) => s.period));
-  await new Promise<void>((resolve) => {
-    let i = 0;
-    const tick = (): void => {
-      const now = performance.now();
-      streams.forEach((s, index) => {
-        if ((i * period) % s.period !== 0 || i * period >= seconds * 1000) return;
-        const message = new Uint8Array(s.size);
-        const view = new DataView(message.buffer);
-        view.setFloat64(0, now);
-        view.setUint8(8, index);
-        view.setUint32(9, (i * period) / s.period);
-        channels[index]!.send(message).subscribe({ error: (error: unknown) => void (error instanceof MessageExpiredError && index === 0 && expired++) });
-      });
-      if (++i * period >= seconds * 1000) return resolve();
-      setTimeout(tick, Math.max(0, t0 + i * period - performance.now()));
-    };
-    tick();
-  });
-  stopBulk = true;
-  clearInterval(pacer);
+  const bulk = startBulk(aConn, variant.bulk);
+  const sending = { sent: 0, expired: 0 };
+  await sendStreams(channels, streams, seconds, (message) => message.writeDoubleBE(performance.now(), 0), sending);
+  bulk.stop();
   // A ttl stream never completes for sure (abandoned messages): wait out the ttl, plus the path.
   const drain = reliable ? DRAIN_MS : 2 * Math.max(...streams.map((s) => s.ttl ?? 0)) + 4 * DELAY_MS;
   await Promise.race([delivered, new Promise((resolve) => setTimeout(resolve, drain))]);
@@ -607,7 +563,7 @@ async function scenario(flags: Flags): Promise<void> {
     delivered: latencies.length,
     inOrder,
     latency: summarize(latencies),
-    expired,
+    expired: sending.expired,
     retransmissions: aConn.stats.retransmissions,
     bulkMiBps: variant.bulk !== undefined && bulkFirst !== undefined ? bulkBytes / 2 ** 20 / ((bulkLast - bulkFirst) / 1000) : undefined,
     lateness: model.lateness.length > 0 ? summarize(model.lateness) : undefined,

@@ -16,6 +16,7 @@ import { Subscription, mergeMap, range } from 'rxjs';
 import { connect, listen, type Connection } from '../lib/index';
 import { cpuSeconds, fillByte, flagNumber, flagString, parseFlags, type Flags } from './lib/common';
 import { CommandBox, childGuard, emit } from './lib/proc';
+import { loadUdx, udxStats } from './lib/udx';
 
 const MIB = 1024 * 1024;
 /** The socket buffers rx-rudp's adapter asks for; the raw UDP and udx sockets get the same. */
@@ -28,59 +29,6 @@ const HEADER = 12; // u32 sequence number + u64 hrtime stamp
 const CLOCK_PAYLOAD = 16;
 
 const now = (): bigint => process.hrtime.bigint();
-
-// ---- udx-native, typed as far as used ----------------------------------------------------------
-
-interface UdxSocket {
-  bind(port: number, host: string): void;
-  setRecvBufferSize(size: number): void;
-  getRecvBufferSize(): number;
-  setSendBufferSize(size: number): void;
-  getSendBufferSize(): number;
-}
-interface UdxStream {
-  connect(socket: UdxSocket, remoteId: number, port: number, host: string): void;
-  write(chunk: Buffer): boolean;
-  on(event: 'data', listener: (chunk: Buffer) => void): this;
-  on(event: 'error' | 'close' | 'drain', listener: (error?: Error) => void): this;
-  once(event: 'drain', listener: () => void): this;
-  readonly mtu: number;
-  readonly rtt: number;
-  readonly cwnd: number;
-  readonly retransmits: number;
-  readonly rtoCount: number;
-  readonly fastRecoveries: number;
-  readonly packetsTransmitted: number;
-  readonly bytesTransmitted: number;
-  readonly packetsReceived: number;
-  readonly bytesReceived: number;
-}
-interface Udx {
-  createSocket(): UdxSocket;
-  createStream(id: number): UdxStream;
-}
-
-function udx(): Udx {
-  // Loaded only for the udx transport (a devDependency of the bench).
-  const UDX = require('udx-native') as new () => Udx;
-  return new UDX();
-}
-
-function udxStats(s: UdxStream): Record<string, number> {
-  // retransmits and fastRecoveries are 16-bit counters in udx-native (they wrap at 65536).
-  return {
-    mtu: s.mtu,
-    rttMs: s.rtt,
-    cwnd: s.cwnd,
-    retransmits: s.retransmits,
-    rtoCount: s.rtoCount,
-    fastRecoveries: s.fastRecoveries,
-    packetsTransmitted: s.packetsTransmitted,
-    bytesTransmitted: s.bytesTransmitted,
-    packetsReceived: s.packetsReceived,
-    bytesReceived: s.bytesReceived,
-  };
-}
 
 // ---- framing --------------------------------------------------------------------------------------
 
@@ -283,7 +231,7 @@ async function server(flags: Flags): Promise<void> {
     });
     tcp.listen(port, host, () => emit({ type: 'ready', port: (tcp.address() as net.AddressInfo).port }));
   } else if (transport === 'udx') {
-    const u = udx();
+    const u = loadUdx();
     const socket = u.createSocket();
     socket.bind(port, host);
     socket.setRecvBufferSize(SOCKET_BUFFER);
@@ -462,7 +410,7 @@ async function client(flags: Flags): Promise<void> {
       void bulkOver((b) => socket.write(b), () => new Promise((resolve) => socket.once('drain', resolve)));
     }
   } else if (transport === 'udx') {
-    const u = udx();
+    const u = loadUdx();
     const socket = u.createSocket();
     socket.bind(flagNumber(flags, 'self-port', 0), flagString(flags, 'self-host') ?? '0.0.0.0');
     socket.setRecvBufferSize(SOCKET_BUFFER);

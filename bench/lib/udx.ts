@@ -1,5 +1,5 @@
 /**
- * udx-native (a devDependency) for bench/bulk.ts: one stream each way of a socket pair on
+ * udx-native (a devDependency), typed as far as the benchmarks use it, and its ends for bench/bulk.ts: one stream each way of a socket pair on
  * loopback, carrying the bulk blocks as a byte stream, each 1 MiB block behind a 4-byte
  * little-endian length (as bench/path-peer.ts frames it). udx has no handshake: each end must
  * know the other's stream id and address before data flows, so the parent passes the sender's
@@ -44,13 +44,13 @@ export interface UdxStream {
   readonly packetsReceived: number;
   readonly bytesReceived: number;
 }
-interface Udx {
+export interface Udx {
   createSocket(): UdxSocket;
   createStream(id: number): UdxStream;
 }
 
-function loadUdx(): Udx {
-  // Loaded only by the udx mode's processes.
+export function loadUdx(): Udx {
+  // Loaded only by the processes of a udx mode or transport.
   const UDX = require('udx-native') as new () => Udx;
   return new UDX();
 }
@@ -63,8 +63,9 @@ function version(): string | undefined {
   }
 }
 
-function streamStats(s: UdxStream, socket: UdxSocket): Record<string, number> {
-  return {
+/** A stream's counters (and its socket's kernel drops, given the socket). */
+export function udxStats(s: UdxStream, socket?: UdxSocket): Record<string, number> {
+  const stats: Record<string, number> = {
     mtu: s.mtu,
     rttMs: s.rtt,
     cwnd: s.cwnd,
@@ -75,8 +76,9 @@ function streamStats(s: UdxStream, socket: UdxSocket): Record<string, number> {
     bytesTransmitted: s.bytesTransmitted,
     packetsReceived: s.packetsReceived,
     bytesReceived: s.bytesReceived,
-    socketDroppedByKernel: socket.packetsDroppedByKernel,
   };
+  if (socket !== undefined) stats['socketDroppedByKernel'] = socket.packetsDroppedByKernel;
+  return stats;
 }
 
 function socketPair(host: string, socketBuffer: number): { u: Udx; socket: UdxSocket; info: Record<string, unknown> } {
@@ -114,7 +116,7 @@ export async function udxReceiver(host: string, socketBuffer: number, total: num
     if (frame + 1 === count && bytes >= total && !done) {
       done = true;
       const cpu = cpuSeconds(cpu0!);
-      emit({ type: 'done', bytes, bad, frames: frame + 1, first, end: monoMs(), cpu: cpu.total, cpuUser: cpu.user, cpuSystem: cpu.system, rssMiB: process.memoryUsage().rss / MIB, ...streamStats(stream, socket), ...info });
+      emit({ type: 'done', bytes, bad, frames: frame + 1, first, end: monoMs(), cpu: cpu.total, cpuUser: cpu.user, cpuSystem: cpu.system, rssMiB: process.memoryUsage().rss / MIB, ...udxStats(stream, socket), ...info });
     }
   };
   stream.on('data', (chunk: Buffer) => {
@@ -184,7 +186,7 @@ export async function udxSender(host: string, port: number, socketBuffer: number
   // asks for the stream's counters and this process's CPU from the first write until then.
   await box.next('stats');
   const whole = cpuSeconds(cpu0);
-  emit({ type: 'stats', ...streamStats(stream, socket), cpu: whole.total, cpuUser: whole.user, cpuSystem: whole.system });
+  emit({ type: 'stats', ...udxStats(stream, socket), cpu: whole.total, cpuUser: whole.user, cpuSystem: whole.system });
   await box.next('exit');
   process.exit(0);
 }
