@@ -27,10 +27,15 @@ export enum DataOutcome {
 
 export interface ReassemblyLimits {
   readonly receiveWindow: number;
-  /** Packets of delivered messages the application has not consumed yet: they keep the window closed. */
+  /** Packets of delivered messages the application has not consumed yet, as `deliver` counted them: they keep the window closed. */
   readonly heldPackets?: () => number;
   readonly maxMessageSize: number;
-  /** Payload bytes of every packet of a batch but the last: min(own, peer's maxDatagramSize) - 18. */
+  /**
+   * Payload bytes of every packet of a batch but the last at the version-1 size: min(own, peer's
+   * maxDatagramSize) - 18. The window's unit: path-MTU probing may make the peer's packets larger,
+   * and the window then counts fewer of them, so that it holds no more bytes than receiveWindow
+   * packets of this size.
+   */
   readonly payloadSize: number;
   /** Where received bytes are claimed (a listener's maxMemory); default unbounded. */
   readonly memory?: MemoryAccount;
@@ -74,11 +79,14 @@ export class Receiver {
   private batchCount = 0;
   violation: Violation | undefined;
   private readonly memory: MemoryAccount;
+  /** The longest DATA payload the peer has sent: the window counts packets of this size. */
+  private largestPayload: number;
   /**
    * Bytes claimed whole for messages whose first packet was accepted beyond the in-order point,
-   * by batch: their later packets need no claim of their own, and none can be stranded half-way.
+   * by batch, with the payload size of their packets: their later packets need no claim of their
+   * own (none may be longer), and none can be stranded half-way.
    */
-  private claims: Map<number, number> | undefined;
+  private claims: Map<number, { readonly bytes: number; readonly each: number }> | undefined;
   /** Bytes claimed for the message being reassembled. */
   private currentClaim = 0;
   /** The highest seq turned away inside the receive window (no memory, or a window narrowed since the peer sent): asked for again when room comes. */
@@ -109,6 +117,7 @@ export class Receiver {
     while (capacity < limits.receiveWindow) capacity *= 2;
     this.mask = capacity - 1;
     this.memory = limits.memory ?? new MemoryAccount(UNBOUNDED());
+    this.largestPayload = limits.payloadSize;
     this.maxClaimed = 2 * (limits.maxMessageSize + limits.payloadSize) + 2 * limits.receiveWindow * limits.payloadSize;
     const channels = limits.channels;
     if (channels !== undefined) {
@@ -117,7 +126,7 @@ export class Receiver {
         { claim: (bytes, inOrder) => this.claim(bytes, inOrder), release: (bytes) => this.released(bytes) },
         (channel, message, packets) => {
           this.messagesDelivered++;
-          channels.deliver(channel, message, packets);
+          channels.deliver(channel, message, this.units(message, packets));
         },
       );
     }
@@ -130,13 +139,20 @@ export class Receiver {
    */
   get window(): number {
     const held = this.limits.heldPackets?.() ?? 0;
-    const open = held === 0 ? this.limits.receiveWindow : Math.max(0, this.limits.receiveWindow - held);
-    const free = this.memory.budget.sharedFree;
     const { payloadSize } = this.limits;
-    if (free >= open * payloadSize) return open;
+    let open = held === 0 ? this.limits.receiveWindow : Math.max(0, this.limits.receiveWindow - held);
+    // Packets larger than the unit take several of its places (always one, while nothing is held).
+    if (this.largestPayload > payloadSize) open = Math.max(held === 0 ? 1 : 0, Math.floor((open * payloadSize) / this.largestPayload));
+    const free = this.memory.budget.sharedFree;
+    if (free >= open * this.largestPayload) return open;
     // The rest of the message being reassembled was claimed with its first packet.
     const claimed = this.parts.length > 0 ? this.batchCount - this.parts.length : 0;
-    return Math.min(open, Math.max(1, claimed + Math.floor(Math.max(0, free) / payloadSize)));
+    return Math.min(open, Math.max(1, claimed + Math.floor(Math.max(0, free) / this.largestPayload)));
+  }
+
+  /** The window places a delivered message of `packets` takes: as many as packets of the unit size would carry it in. */
+  private units(message: Uint8Array, packets: number): number {
+    return Math.max(packets, Math.ceil(message.length / this.limits.payloadSize));
   }
 
   /** The application consumed a delivered message of `bytes`: its claim goes back to the budget. */
@@ -157,10 +173,15 @@ export class Receiver {
       if (offset < this.limits.receiveWindow) this.turnedAway(packet.seq);
       return DataOutcome.OutsideWindow;
     }
+    if ('payload' in packet && packet.payload.length > this.largestPayload) this.largestPayload = packet.payload.length;
     if (this.lanes !== undefined) return this.onLaneData(packet, offset, now, this.lanes);
     if (packet.type !== PacketType.Data) {
       // The route drops channel packets on a connection without channels; this only guards the state.
       this.violate(2, `packet type ${packet.type} on a connection without channels`);
+      return DataOutcome.Violation;
+    }
+    if (!this.fitsBatch(packet)) {
+      this.violate(2, `batch ${packet.batch}: packet ${packet.seq} carries ${packet.payload.length} bytes, more than the batch's first packet`);
       return DataOutcome.Violation;
     }
     if (offset === 0) {
@@ -323,8 +344,20 @@ export class Receiver {
   }
 
   /**
+   * Every packet of a batch carries at most what its first does (all but the last exactly as
+   * much: PROTOCOL.md §4, docs/protocol.md §13.3), so a whole-message claim always covers the rest.
+   */
+  private fitsBatch(packet: DataPacket): boolean {
+    if (packet.count === 1 || packet.index === 0) return true;
+    const length = packet.payload.length;
+    if (packet.batch === this.expectedBatch && this.parts.length > 0) return length <= this.parts[0]!.length;
+    const claim = this.claims?.get(packet.batch);
+    return claim === undefined || length <= claim.each;
+  }
+
+  /**
    * Claims what accepting `packet` needs: its own bytes, or for the first packet of a message of
-   * several, the whole message (count × payload size, less its packets already stored), so that
+   * several, the whole message (count × its payload size, less its packets already stored), so that
    * its later packets always fit. `inOrder`: it is at the cumulative point (may use the reserve).
    */
   private claimFor(packet: DataPacket, inOrder: boolean): boolean {
@@ -333,14 +366,15 @@ export class Receiver {
       if (packet.batch === this.expectedBatch && this.parts.length > 0) return true;
       if (this.claims?.has(packet.batch) === true) return true;
       if (packet.index === 0) {
-        const { payloadSize, maxMessageSize } = this.limits;
-        const whole = packet.count * payloadSize;
+        const { maxMessageSize } = this.limits;
+        const each = packet.payload.length;
+        const whole = packet.count * each;
         // Beyond maxMessageSize the reassembly closes the connection when it reaches it; claim only what is stored.
-        if (whole <= maxMessageSize + payloadSize) {
+        if (whole <= maxMessageSize + each) {
           const stored = this.storedBytesOf(packet);
           const claim = Math.max(0, whole - stored);
           if (!this.claim(claim, inOrder)) return false;
-          (this.claims ??= new Map()).set(packet.batch, claim + stored);
+          (this.claims ??= new Map()).set(packet.batch, { bytes: claim + stored, each });
           return true;
         }
       }
@@ -393,10 +427,10 @@ export class Receiver {
       }
       this.batchCount = packet.count;
       if (packet.count > 1) {
-        this.currentClaim = this.claims?.get(packet.batch) ?? 0;
+        this.currentClaim = this.claims?.get(packet.batch)?.bytes ?? 0;
         this.claims?.delete(packet.batch);
       }
-      const smallest = (packet.count - 1) * payloadSize + (packet.count > 1 ? 1 : 0);
+      const smallest = (packet.count - 1) * packet.payload.length + (packet.count > 1 ? 1 : 0);
       if (smallest > maxMessageSize) {
         return this.violate(3, `incoming message of at least ${smallest} bytes exceeds maxMessageSize ${maxMessageSize}`);
       }
@@ -425,7 +459,7 @@ export class Receiver {
     this.partsBytes = 0;
     this.expectedBatch = seqAdd(this.expectedBatch, 1);
     this.messagesDelivered++;
-    this.deliver(message, this.batchCount);
+    this.deliver(message, this.units(message, this.batchCount));
     return true;
   }
 

@@ -67,6 +67,27 @@ describe('Receiver claims', () => {
     return { budget, receiver, delivered };
   };
 
+  test('a message of larger packets (path-MTU probing raised them) claims by the size of its own first packet', () => {
+    const { budget, receiver, delivered } = setup();
+    expect(receiver.onData(data(0, 0, 0, 3, 4 * PAYLOAD), 0)).toBe(DataOutcome.New);
+    expect(budget.used).toBe(12 * PAYLOAD);
+    receiver.onData(data(2, 0, 2, 3, 10), 0);
+    receiver.onData(data(1, 0, 1, 3, 4 * PAYLOAD), 0);
+    expect(delivered).toEqual([8 * PAYLOAD + 10]);
+    expect(budget.used).toBe(8 * PAYLOAD + 10);
+  });
+
+  test.each([
+    ['in order', [0, 1]],
+    ['after its first, out of order', [0, 2]],
+  ])('a packet longer than the first of its batch (%s) is a protocol violation: its claim would not cover it', (_name, seqs) => {
+    const { budget, receiver } = setup();
+    receiver.onData(data(seqs[0]!, 0, 0, 3), 0);
+    expect(receiver.onData(data(seqs[1]!, 0, seqs[1]!, 3, PAYLOAD + 1), 0)).toBe(DataOutcome.Violation);
+    expect(receiver.violation?.closeReason).toBe(2);
+    expect(budget.used).toBe(3 * PAYLOAD);
+  });
+
   test("a message's first packet claims it whole; its later packets claim nothing; completion keeps only its size", () => {
     const { budget, receiver, delivered } = setup();
     expect(receiver.onData(data(0, 0, 0, 3), 0)).toBe(DataOutcome.New);

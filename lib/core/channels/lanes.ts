@@ -102,13 +102,15 @@ export class ChannelLanes {
     const ttl = packet.type === ChannelPacketType.ChannelData ? packet.ttl : 0;
     if (batch === undefined) {
       const payloadSize = channel === 0 ? this.limits.payloadSize : this.limits.payloadSize - 5;
-      const smallest = (packet.count - 1) * payloadSize + (packet.count > 1 ? 1 : 0);
+      // A packet other than the last shows the size of all but the last (path-MTU probing may have raised it).
+      const each = packet.index + 1 < packet.count ? Math.max(payloadSize, packet.payload.length) : payloadSize;
+      const smallest = (packet.count - 1) * each + (packet.count > 1 ? 1 : 0);
       if (smallest > this.limits.maxMessageSize) {
         return this.violate(3, `incoming message of at least ${smallest} bytes on channel ${channel} exceeds maxMessageSize ${this.limits.maxMessageSize}`);
       }
       if (packet.count === 1) return this.whole(lane, channel, packet.batch, packet.payload, unordered, ttl === 0 ? Infinity : now + ttl, now, inOrder);
       // The first packet to arrive claims the whole message, so that its others always fit.
-      const claim = packet.count * payloadSize;
+      const claim = packet.count * each;
       if (!this.memory.claim(claim, inOrder)) return LaneOutcome.NoMemory;
       const fresh: Batch = { state: PARTIAL, count: packet.count, parts: new Array(packet.count), received: 0, bytes: 0, claim, deadline: ttl === 0 ? Infinity : now + ttl, message: undefined };
       lane.batches.set(packet.batch, fresh);
