@@ -3,11 +3,12 @@ import { ConnectionCore, type ConnectionParams } from '../lib/core/connection';
 import { resolveProtocolOptions, type ProtocolOptions } from '../lib/core/options';
 import { ChannelPacketType } from '../lib/wire/channels';
 import { encode } from '../lib/wire/codec';
+import { ProbePacketType } from '../lib/wire/path-mtu';
 import { PacketType, type Packet, type SeqRange } from '../lib/wire/packet';
 
 export const ID = 0x1234;
 
-/** A short, readable name for a packet, for marble values: D3 = DATA seq 3, A4 = DATA_ACK cumulative 4, R1-2 = REPEAT 1..2, D5@2 = CHANNEL_DATA seq 5 on channel 2, K6@2 = ABANDON seq 6. */
+/** A short, readable name for a packet, for marble values: D3 = DATA seq 3, A4 = DATA_ACK cumulative 4, R1-2 = REPEAT 1..2, D5@2 = CHANNEL_DATA seq 5 on channel 2, K6@2 = ABANDON seq 6, M1472 = PROBE of 1472 bytes, MA1472 its PROBE_ACK. */
 export function describe(p: Packet): string {
   const ranges = (rs: readonly SeqRange[]): string => rs.map((r) => (r.start === r.end ? `${r.start}` : `${r.start}-${r.end}`)).join(',');
   switch (p.type) {
@@ -33,6 +34,10 @@ export function describe(p: Packet): string {
       return `D${p.seq}@${p.channel}`;
     case ChannelPacketType.Abandon:
       return `K${p.seq}@${p.channel}`;
+    case ProbePacketType.Probe:
+      return `M${p.size}`;
+    case ProbePacketType.ProbeAck:
+      return `MA${p.size}`;
   }
 }
 

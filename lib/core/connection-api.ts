@@ -26,6 +26,8 @@ export type ConnectionEvent =
   | { readonly type: 'repeat-request'; readonly time: number; readonly ranges: readonly SeqRange[] }
   | { readonly type: 'ping'; readonly time: number }
   | { readonly type: 'ping-timeout'; readonly time: number; readonly silentMs: number }
+  /** Path-MTU probing changed the size of the DATA packets this side sends (bytes, before any sealing). */
+  | { readonly type: 'datagram-size'; readonly time: number; readonly size: number }
   | { readonly type: 'close'; readonly time: number; readonly info: CloseInfo };
 
 /** One reliable, message-oriented connection to a peer. Symmetric: it does not matter who started it. */

@@ -20,6 +20,8 @@ import { ACK_NOW, acknowledge, type AckTrigger } from './pipelines/acknowledge';
 import { failureEnding, localClose, peerClosed, transportFailed, type Ending } from './pipelines/close';
 import { receiveDirect } from './pipelines/direct';
 import { answerPings, keepAlive } from './pipelines/heartbeat';
+import { answerProbes, probePath } from './pipelines/probe-path';
+import { PathMtuSearch } from './path-mtu/search';
 import { reassemble, type Arrival } from './pipelines/reassemble';
 import { requestRepeats } from './pipelines/request-repeats';
 import { retransmit } from './pipelines/retransmit';
@@ -65,9 +67,17 @@ export interface ConnectionParams {
   readonly initialSeq?: number;
   readonly initialBatch?: number;
   readonly congestion?: CongestionController;
+  /**
+   * Present when the connection negotiated path-mtu (docs/protocol.md §13.3): the largest packet
+   * (bytes before sealing) this side may probe for and send, and what sealing adds to each.
+   */
+  readonly pathMtu?: { readonly ceiling: number; readonly overhead: number };
+  /** Longest datagram accepted on this connection (longer ones are dropped and counted). Default: options.maxDatagramSize. */
+  readonly largestDatagram?: number;
 }
 
 const ACK_DELAY_MS = 5;
+const MIN_PACKETS_IN_WINDOW = 8;
 /**
  * In-order packets acknowledged together (at most half the receive window, so a small window
  * never waits for the delay). Every datagram costs a syscall at both ends: on two-process
@@ -106,6 +116,9 @@ export class ConnectionCore implements Connection {
   private readonly sender: Sender;
   private readonly receiver: Receiver;
   private readonly inbox: Inbox;
+  /** Path-MTU probing's state, on a connection that negotiated it and may grow its packets. */
+  private readonly search: PathMtuSearch | undefined;
+  private readonly largestDatagram: number;
   private readonly validation: AddressValidation;
   private readonly memory: MemoryAccount;
   /** When DATA last left or arrived: a connection carrying data does not PING at the first interval of silence. */
@@ -115,6 +128,8 @@ export class ConnectionCore implements Connection {
   private readonly routes = new PacketRoutes();
   /** Ticks when a message was queued; completes when send$ does (flush, then close). */
   private readonly queued$ = new Route<void>();
+  /** Ticks when a message longer than one version-1 packet is queued: larger packets would carry it in fewer. */
+  private readonly largeQueued$ = new Route<void>();
   /** Ticks when the address-validation budget lets more out. */
   private readonly unblocked$ = new Route<void>();
   /** DATA arrivals, and ACK_NOW for the greeting and window updates. */
@@ -149,7 +164,14 @@ export class ConnectionCore implements Connection {
     const rtt = (this.rtt = new RttEstimator(options.deliveryTimeout));
     this.congestion = params.congestion ?? new (options.congestionControl === 'newreno' ? NewReno : Bbr)(datagramSize, 65535 * datagramSize);
     const redundancy = options.redundancy === 'auto' ? new SmallPacketRedundancy(REDUNDANT_PACKET_MAX_SIZE, REDUNDANCY_MEMORY_MS) : undefined;
-    const sender = (this.sender = new Sender(this.id, payloadSize, params.peerReceiveWindow, rtt, this.congestion, this.counters, redundancy, params.initialSeq, params.initialBatch));
+    const pathMtu = params.pathMtu;
+    // The peer's window holds receiveWindow packets of the version-1 size (receiver.ts): packets so
+    // large that fewer than MIN_PACKETS_IN_WINDOW of them fit would make the flow stop and wait.
+    const ceiling = pathMtu === undefined ? 0 : Math.min(pathMtu.ceiling, Math.floor((params.peerReceiveWindow * payloadSize) / MIN_PACKETS_IN_WINDOW) + DATA_HEADER_SIZE);
+    const search = pathMtu !== undefined && ceiling > datagramSize ? new PathMtuSearch(datagramSize, ceiling, pathMtu.overhead) : undefined;
+    this.search = search;
+    this.largestDatagram = params.largestDatagram ?? options.maxDatagramSize;
+    const sender = (this.sender = new Sender(this.id, search ?? { payloadSize }, params.peerReceiveWindow, rtt, this.congestion, this.counters, redundancy, params.initialSeq, params.initialBatch));
     const inbox = (this.inbox = new Inbox((_packets, bytes) => {
       this.receiver.released(bytes);
       this.windowReopened();
@@ -204,6 +226,19 @@ export class ConnectionCore implements Connection {
       ),
       routes.ping$.pipe(answerPings()),
     ];
+    if (pathMtu !== undefined) {
+      routes.pathMtu = true;
+      pipelines.push(routes.probe$.pipe(answerProbes()));
+    }
+    if (search !== undefined) {
+      const resized = (size: number): void => {
+        this.congestion.datagramSize = size;
+        this.emit({ type: 'datagram-size', time: scheduler.now(), size });
+      };
+      search.onShrunk = () => resized(search.datagramSize);
+      const wanted = (): boolean => this.validation.validated;
+      pipelines.push(this.largeQueued$.pipe(probePath({ connectionId, search, rtt, scheduler, probeAcks$: routes.probeAck$, wanted, onRaised: resized })));
+    }
     for (const pipeline of pipelines) this.subscriptions.add(pipeline.subscribe(new Sink(toWire, failed)));
     // Everything sent after send$ completed is acknowledged: a normal close.
     this.subscriptions.add(flushed$.subscribe(new Sink(toWire, failed, () => this.close())));
@@ -261,6 +296,7 @@ export class ConnectionCore implements Connection {
       inFlight: this.sender.inFlight,
       inFlightBytes: this.sender.inFlightBytes,
       bufferedBytes: this.sender.bufferedBytes,
+      datagramSize: this.congestion.datagramSize,
     };
   }
 
@@ -341,6 +377,10 @@ export class ConnectionCore implements Connection {
   /** A valid packet from the peer's address, port and connection id. */
   ingest(packet: Packet, size: number): void {
     if (this.closeInfo !== undefined) return;
+    if (size > this.largestDatagram) {
+      this.counters.droppedDatagrams++; // longer than this side accepts on this connection (PROTOCOL.md §1)
+      return;
+    }
     this.counters.packetsReceived++;
     this.counters.bytesReceived += size;
     if (packet.type === PacketType.Data || packet.type === ChannelPacketType.ChannelData) this.lastDataAt = this.scheduler.now();
@@ -373,6 +413,20 @@ export class ConnectionCore implements Connection {
   greet(handshakeRtt: number | undefined): void {
     if (handshakeRtt !== undefined) this.rtt.sample(handshakeRtt);
     this.ackTriggers$.next(ACK_NOW);
+  }
+
+  /**
+   * The socket refused a datagram as too large (EMSGSIZE). True when path-MTU probing takes it
+   * (a PROBE was too large: the search ends; or the size it raised to no longer goes: back to the
+   * version-1 size); false when even that size fails, which the endpoint reports as fatal.
+   */
+  datagramRefused(): boolean {
+    const search = this.search;
+    if (search === undefined) return false;
+    if (search.probeSize !== undefined) search.stop();
+    else if (search.datagramSize > search.base) search.shrink();
+    else return false;
+    return true;
   }
 
   /** Counts a datagram the endpoint dropped on this connection's behalf. */
@@ -490,6 +544,7 @@ export class ConnectionCore implements Connection {
     this.counters.messagesSent++;
     this.bufferedSubject.next(this.sender.bufferedBytes);
     if (channel.id !== 0) this.channelsBufferedChanged();
+    if (this.search !== undefined && message.length > this.search.payloadSize) this.largeQueued$.next();
     this.queued$.next();
     return queued;
   }

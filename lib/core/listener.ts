@@ -7,6 +7,7 @@ import { datagramTooLarge, decodeDatagram, decodeSealed, errorCode, transmitter,
 import { asFailure, describeFailure } from './close';
 import { ConnectionClosedError } from './errors';
 import { answerOffer, type Extension } from './extensions';
+import { endpointReceiveLimit, pathMtuExtensions, pathMtuParams } from './path-mtu/extension';
 import { MemoryAccount, MemoryBudget } from './memory-budget';
 import { HandshakeRate, readSecureConnect, type SecureListenerConfig } from './secure/listener-handshake';
 import { RetryTokens } from './secure/retry-token';
@@ -97,6 +98,8 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
     /** Attempts waiting for an asynchronous `authorize`, by id: duplicates of their CONNECT are ignored meanwhile. */
     const deciding = new Map<number, Subscription>();
     const memory = new MemoryBudget(config.maxMemory, largestClaim(options), (used) => (stats.memoryInUse = used));
+    const extensions = [...(config.extensions ?? []), ...pathMtuExtensions(options)];
+    const receiveLimit = endpointReceiveLimit(options);
     // A new connection needs room for at least one receive window beside the reserve.
     const roomForConnection = options.receiveWindow * options.maxDatagramSize;
     // Set by the teardown: a connection that finishes closing afterwards (an application that
@@ -171,7 +174,7 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
       const offered = secure === undefined ? connect.extensions : connect.extensions?.filter((e) => e.id !== SECURE_EXTENSION_ID);
       // The secure answer comes first and always fits (its CONNECT is at least 128 bytes); the others share what is left.
       const secureAnswerSize = secure === undefined ? 0 : SECURE_ANSWER_ENTRY_SIZE;
-      const { answer, negotiated } = answerOffer(config.extensions ?? [], offered, size - secureAnswerSize);
+      const { answer, negotiated } = answerOffer(extensions, offered, size - secureAnswerSize);
       const ackBody: Omit<ConnectAckPacket, 'extensions'> = {
         type: PacketType.ConnectAck,
         connectionId: id,
@@ -195,6 +198,7 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
         peerMaxDatagramSize: connect.maxDatagramSize - overhead,
         peerReceiveWindow: connect.receiveWindow,
         peerValidated: validated,
+        ...pathMtuParams(options, negotiated, false, address, overhead),
         memory: new MemoryAccount(memory),
         transmit: transmitter(
           socket,
@@ -202,7 +206,7 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
           port,
           stats,
           (error) => {
-            if (errorCode(error) === 'EMSGSIZE') connection.fail(datagramTooLarge(error, options.maxDatagramSize));
+            if (errorCode(error) === 'EMSGSIZE' && !connection.datagramRefused()) connection.fail(datagramTooLarge(error, options.maxDatagramSize));
           },
           session,
         ),
@@ -240,9 +244,13 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
 
     const onDatagram = (datagram: Datagram): void => {
       if (typeOf(datagram.data) === SEALED_TYPE) return onSealed(datagram);
-      const packet = decodeDatagram(datagram, options.maxDatagramSize, stats);
+      const packet = decodeDatagram(datagram, receiveLimit, stats);
       if (packet === undefined) return;
-      if (packet.type === PacketType.Connect) return accept(packet, datagram.data, datagram.address, datagram.port);
+      if (packet.type === PacketType.Connect) {
+        // Read at the limit of path-mtu connections; a CONNECT is held to the version-1 one (PROTOCOL.md §1).
+        if (datagram.data.length > options.maxDatagramSize) return void stats.invalidDatagrams++;
+        return accept(packet, datagram.data, datagram.address, datagram.port);
+      }
       const entry = live.get(packet.connectionId);
       if (entry !== undefined && entry.address === datagram.address && entry.port === datagram.port) {
         // On a secure connection a plain packet is a forgery (or a stale version-1 peer): never ingested.
@@ -275,7 +283,7 @@ export function acceptConnections(socket: DatagramSocket, config: ListenerConfig
         stats.strangerDatagrams++;
         return;
       }
-      const packet = decodeSealed(entry.session, datagram.data, options.maxDatagramSize, stats);
+      const packet = decodeSealed(entry.session, datagram.data, receiveLimit, stats);
       if (packet === undefined) return;
       proven(entry);
       entry.connection.ingest(packet, datagram.data.length);

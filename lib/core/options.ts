@@ -1,6 +1,7 @@
 import type { SchedulerLike } from 'rxjs';
 import { MAX_DATAGRAM_SIZE, MIN_DATAGRAM_SIZE } from '../wire/packet';
 import { InvalidOptionError } from './errors';
+import type { ProbeSetting } from './path-mtu/ceiling';
 
 /** Protocol options (PROTOCOL.md §10); every field is optional and defaults as documented there. */
 export interface ProtocolOptions {
@@ -12,8 +13,20 @@ export interface ProtocolOptions {
   pingPacketCount?: number;
   /** How long a starter tries to connect, in ms. Default 5000. */
   connectTimeout?: number;
-  /** Largest UDP payload sent or accepted, 576..65507. Default 1200. */
+  /**
+   * The version-1 datagram size, 576..65507: the largest UDP payload sent or accepted on a
+   * connection without path-MTU probing, and where probing starts. Default 1200.
+   */
   maxDatagramSize?: number;
+  /**
+   * Path-MTU probing (docs/protocol.md §13.3), with a peer that supports it: DATA starts at
+   * `maxDatagramSize` and grows to the largest datagram PROBEs show the path carries, up to
+   * 'auto' (default): 65507 bytes to a loopback address, 1472 (IPv4) or 1452 (IPv6) elsewhere
+   * (Node cannot forbid fragmentation, so larger probes would pass fragmented); a number
+   * (576..65507, UDP payload bytes): up to that, for a path known to carry it (jumbo frames: 8972);
+   * 'off': the version-1 size throughout, and the extension is neither offered nor accepted.
+   */
+  pathMtu?: ProbeSetting;
   /** DATA packets buffered beyond the cumulative ack, 1..65535. Default 1024. */
   receiveWindow?: number;
   /** Largest message accepted, in bytes. Default 16 MiB. */
@@ -46,6 +59,7 @@ export const DEFAULTS: ResolvedProtocolOptions = {
   pingPacketCount: 5,
   connectTimeout: 5000,
   maxDatagramSize: 1200,
+  pathMtu: 'auto',
   receiveWindow: 1024,
   maxMessageSize: 16 * 1024 * 1024,
   repeatDelay: 5,
@@ -71,6 +85,7 @@ export function resolveProtocolOptions(options: ProtocolOptions = {}): ResolvedP
     pingPacketCount: integer('pingPacketCount', o.pingPacketCount, 1, 1000),
     connectTimeout: integer('connectTimeout', o.connectTimeout, 1, 3_600_000),
     maxDatagramSize: integer('maxDatagramSize', o.maxDatagramSize, MIN_DATAGRAM_SIZE, MAX_DATAGRAM_SIZE),
+    pathMtu: probeSetting(o.pathMtu),
     receiveWindow: integer('receiveWindow', o.receiveWindow, 1, 65535),
     maxMessageSize: integer('maxMessageSize', o.maxMessageSize, 0, 2 ** 31 - 1),
     repeatDelay: Math.min(
@@ -81,6 +96,12 @@ export function resolveProtocolOptions(options: ProtocolOptions = {}): ResolvedP
     redundancy: oneOf('redundancy', o.redundancy, ['auto', 'off'] as const),
     congestionControl: oneOf('congestionControl', o.congestionControl, ['bbr', 'newreno'] as const),
   };
+}
+
+function probeSetting(value: unknown): ProbeSetting {
+  if (value === 'auto' || value === 'off') return value;
+  if (typeof value === 'number' && Number.isInteger(value) && value >= MIN_DATAGRAM_SIZE && value <= MAX_DATAGRAM_SIZE) return value;
+  throw new InvalidOptionError('pathMtu', value, `'auto', 'off' or an integer from ${MIN_DATAGRAM_SIZE} to ${MAX_DATAGRAM_SIZE}`);
 }
 
 function oneOf<T extends string>(name: string, value: unknown, allowed: readonly T[]): T {

@@ -1,20 +1,25 @@
 import { ABANDON_SIZE, ChannelPacketType, MAX_TTL_MS, type AbandonPacket, type ChannelDataPacket } from '../wire/channels';
 import { DATA_HEADER_SIZE, PacketType, type DataAckPacket, type DataPacket, type SeqRange } from '../wire/packet';
 import { seqAdd, seqAfter, seqDiff } from '../wire/serial';
-import { fragment } from '../wire/fragment';
+import { MAX_PACKETS_PER_MESSAGE, fragment, packetCount } from '../wire/fragment';
 import { SendQueues, sendChannel, type SendChannel } from './channels/send-queues';
 import { INITIAL_WINDOW_PACKETS, type CongestionController } from './congestion/controller';
 import { DeliveryRate, type RateStamp } from './congestion/delivery-rate';
 import { Pacer } from './congestion/pacer';
 import { MessageExpiredError } from './channels/errors';
 import type { RttEstimator } from './rtt';
+import type { PacketSizing } from './path-mtu/search';
 import type { SmallPacketRedundancy } from './redundancy';
 import type { ConnectionCounters } from './stats';
 
 /** A queued message: its packets, and who waits for its acknowledgement. */
 export interface OutgoingMessage {
   readonly size: number;
-  readonly payloads: Uint8Array[];
+  readonly data: Uint8Array;
+  /** Cut when queued; cut again when its first packet leaves if the packet size changed meanwhile. */
+  payloads: Uint8Array[];
+  /** The size `payloads` were cut for (fragment()'s argument). */
+  cutFor: number;
   readonly channel: SendChannel;
   /** Assigned when its first packet leaves, so a message withdrawn before that leaves no hole in the batch numbers. */
   batch: number;
@@ -131,7 +136,8 @@ export class Sender {
 
   constructor(
     private readonly connectionId: number,
-    private readonly payloadSize: number,
+    /** DATA payload size now, and where the sizes of acknowledged and timed-out packets are reported (path-MTU probing). */
+    private readonly sizing: PacketSizing,
     peerReceiveWindow: number,
     private readonly rtt: RttEstimator,
     private readonly congestion: CongestionController,
@@ -145,7 +151,7 @@ export class Sender {
     this.peerCumulative = initialSeq;
     this.defaultChannel = sendChannel(0, { initialBatch });
     this.peerWindow = peerReceiveWindow;
-    this.pacer = new Pacer(INITIAL_WINDOW_PACKETS * (payloadSize + DATA_HEADER_SIZE), PACING_BURST_MS);
+    this.pacer = new Pacer(INITIAL_WINDOW_PACKETS * (sizing.payloadSize + DATA_HEADER_SIZE), PACING_BURST_MS);
   }
 
   /** Nothing queued and nothing unacknowledged. */
@@ -179,12 +185,14 @@ export class Sender {
     ttl = 0,
     now = 0,
   ): OutgoingMessage {
-    // fragment() sizes DATA payloads; a CHANNEL_DATA header is longer by the difference.
-    const payloads = fragment(message, this.payloadSize + 2 * DATA_HEADER_SIZE - channel.headerSize);
+    const cutFor = this.cutSize(channel);
+    const payloads = fragment(message, cutFor);
     const deadline = ttl > 0 ? now + ttl : Infinity;
     const queued: OutgoingMessage = {
       size: message.length,
+      data: message,
       payloads,
+      cutFor,
       channel,
       batch: 0,
       started: false,
@@ -272,6 +280,20 @@ export class Sender {
     message.channel.bufferedBytes -= message.size;
   }
 
+  /** fragment()'s argument for `channel` now: it sizes DATA payloads, and a CHANNEL_DATA header is longer by the difference. */
+  private cutSize(channel: SendChannel): number {
+    return this.sizing.payloadSize + 2 * DATA_HEADER_SIZE - channel.headerSize;
+  }
+
+  /** A message about to start takes the packet size of now (probing may have raised it since it was queued). */
+  private recut(message: OutgoingMessage): void {
+    const cutFor = this.cutSize(message.channel);
+    if (cutFor === message.cutFor || packetCount(message.size, cutFor) > MAX_PACKETS_PER_MESSAGE) return;
+    message.payloads = fragment(message.data, cutFor);
+    message.unacked = message.payloads.length;
+    message.cutFor = cutFor;
+  }
+
   /** Sends new packets while both windows allow, and at most `byteBudget` bytes of them (address validation). */
   pump(now: number, byteBudget = Infinity): void {
     const queues = this.queues;
@@ -284,6 +306,7 @@ export class Sender {
         return;
       }
       const channel = message.channel;
+      if (!message.started && !message.abandoned) this.recut(message);
       const offset = seqDiff(this.nextSeq, this.peerCumulative);
       const zeroWindowProbe = this.peerWindow === 0 && offset === 0 && !this.probeSent;
       const index = message.sent;
@@ -487,6 +510,7 @@ export class Sender {
     this.probeSent = false;
     const lossAt = earliest.lastSentAt;
     const persistent = earliest.timeouts > 0;
+    this.sizing.timedOut?.(earliest.size);
     if (this.mayResend(earliest.seq)) {
       this.resend(earliest, now, earliest.timeouts + 1);
       this.sink.resent(earliest as SentPacket, 'timeout');
@@ -552,6 +576,7 @@ export class Sender {
     this.entries[at] = undefined;
     const tally = this.ackTally;
     tally.bytes += e.size;
+    this.sizing.acked?.(e.size);
     this.deliveryRate.onDelivered(e, now);
     if (e.transmissions === 1) {
       // Only packets sent once say WHEN what was delivered left (Karn again): an ack for a resent

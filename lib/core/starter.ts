@@ -7,6 +7,7 @@ import { datagramTooLarge, decodeDatagram, decodeSealed, errorCode, randomNonZer
 import { asFailure, describeFailure } from './close';
 import { ConnectionClosedError, ConnectionRefusedError, ConnectTimeoutError, HandshakeError } from './errors';
 import { makeOffer, readAnswer, type Extension } from './extensions';
+import { endpointReceiveLimit, pathMtuExtensions, pathMtuParams } from './path-mtu/extension';
 import { ConnectionIdRefused, handshake } from './handshake';
 import type { ResolvedProtocolOptions } from './options';
 import type { DatagramSocket } from './transport';
@@ -64,7 +65,9 @@ export function openConnection(socket: DatagramSocket, config: StarterConfig): O
       const code = errorCode(error);
       if (code === 'EMSGSIZE') {
         const failure = datagramTooLarge(error, options.maxDatagramSize);
-        if (connection !== undefined) connection.fail(failure);
+        if (connection !== undefined) {
+          if (!connection.datagramRefused()) connection.fail(failure);
+        }
         else subscriber.error(failure);
       } else if (code === 'ECONNREFUSED' && connection === undefined) {
         // ICMP port unreachable while connecting: nothing listens there (RFC 1122 treats it as
@@ -75,7 +78,8 @@ export function openConnection(socket: DatagramSocket, config: StarterConfig): O
     const send = transmitter(socket, address, port, stats, onSendError);
     const replies$ = new Subject<ConnectAckPacket | ClosePacket>();
     let connection: ConnectionCore | undefined;
-    const genericOffer = makeOffer(config.extensions ?? []);
+    const genericOffer = makeOffer([...(config.extensions ?? []), ...pathMtuExtensions(options)]);
+    const receiveLimit = endpointReceiveLimit(options);
     const secure = config.secure;
     /** This attempt's offer (the secure entry changes with the nonce) and, when secure, its handshake. */
     let offered: ExtensionEntry[] | undefined = genericOffer;
@@ -93,7 +97,7 @@ export function openConnection(socket: DatagramSocket, config: StarterConfig): O
     /** A SEALED datagram: the listener's packets once open; nothing before (it cannot be ours yet). */
     const onSealed = (data: Uint8Array): void => {
       stats.datagramsReceived++;
-      const packet = decodeSealed(connection === undefined ? undefined : session, data, options.maxDatagramSize, stats);
+      const packet = decodeSealed(connection === undefined ? undefined : session, data, receiveLimit, stats);
       if (packet !== undefined) connection!.ingest(packet, data.length);
     };
 
@@ -126,9 +130,11 @@ export function openConnection(socket: DatagramSocket, config: StarterConfig): O
           handshaking = attempt(token);
           return;
         }
-        const packet = decodeDatagram(datagram, options.maxDatagramSize, stats);
+        const packet = decodeDatagram(datagram, receiveLimit, stats);
         if (packet === undefined) return;
         if (!fromListener(datagram, packet.connectionId)) return;
+        // Read at the limit of path-mtu connections; the handshake's answers are held to the version-1 one (PROTOCOL.md §1).
+        if (connection === undefined && datagram.data.length > options.maxDatagramSize) return void stats.invalidDatagrams++;
         if (connection !== undefined) {
           // On a secure connection a plain packet is a forgery: ignored.
           if (session !== undefined) stats.unauthenticatedDatagrams++;
@@ -221,6 +227,7 @@ export function openConnection(socket: DatagramSocket, config: StarterConfig): O
             scheduler,
             peerMaxDatagramSize: ack.maxDatagramSize - overhead,
             peerReceiveWindow: ack.receiveWindow,
+            ...pathMtuParams(options, negotiated, true, address, overhead),
             transmit: session === undefined ? send : transmitter(socket, address, port, stats, onSendError, session),
             onClosed: (info) => (info.error === undefined ? subscriber.complete() : subscriber.error(info.error)),
             ...(config.initialSeq === undefined ? {} : { initialSeq: config.initialSeq }),

@@ -47,6 +47,8 @@ export interface ConnectionStats extends ConnectionCounters {
   inFlightBytes: number;
   /** Bytes of messages queued or in flight, not yet acknowledged. */
   bufferedBytes: number;
+  /** Size of the DATA packets sent now (bytes before any sealing): min(own, peer's maxDatagramSize), or what path-MTU probing raised it to. */
+  datagramSize: number;
 }
 
 export function emptyCounters(): ConnectionCounters {

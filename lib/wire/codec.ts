@@ -24,6 +24,7 @@ import {
 import { seqAdd, seqAfter, seqDiff } from './serial';
 import { extensionListLength, hasExtensionMarker, readExtensionList, writeExtensionList } from './extensions';
 import { ChannelPacketType, channelPacketLength, isChannelPacketType, readChannelPacket, writeChannelPacket } from './channels';
+import { ProbePacketType, isProbePacketType, probePacketLength, readProbePacket, writeProbePacket } from './path-mtu';
 
 const DATA_ACK_MIN_SIZE = HEADER_SIZE + 7;
 const REPEAT_MIN_SIZE = HEADER_SIZE + 1;
@@ -60,6 +61,9 @@ export function encodedLength(packet: Packet): number {
     case ChannelPacketType.ChannelData:
     case ChannelPacketType.Abandon:
       return channelPacketLength(packet);
+    case ProbePacketType.Probe:
+    case ProbePacketType.ProbeAck:
+      return probePacketLength(packet);
   }
 }
 
@@ -123,6 +127,10 @@ export function encode(packet: Packet, room?: EncodingRoom): Buffer {
     case ChannelPacketType.Abandon:
       writeChannelPacket(buf, packet);
       break;
+    case ProbePacketType.Probe:
+    case ProbePacketType.ProbeAck:
+      writeProbePacket(buf, packet);
+      break;
   }
   return whole;
 }
@@ -156,10 +164,11 @@ export function decode(bytes: Uint8Array, maxDatagramSize: number = MAX_DATAGRAM
   if (version !== PROTOCOL_VERSION) return fail('bad-version', `version ${version}`);
   const type = view.getUint8(1);
   const connectionId = view.getUint32(2);
-  if ((type < PacketType.Connect || type > PacketType.Direct) && !isChannelPacketType(type)) return fail('bad-type', `type ${type}`);
+  if ((type < PacketType.Connect || type > PacketType.Direct) && !isChannelPacketType(type) && !isProbePacketType(type)) return fail('bad-type', `type ${type}`);
   if (connectionId === 0) return fail('bad-connection-id', 'connectionId 0');
-  // Extension packets (docs/protocol.md §13.2); a connection that did not negotiate them drops them.
+  // Extension packets (docs/protocol.md §13.2, §13.3); a connection that did not negotiate them drops them.
   if (isChannelPacketType(type)) return readChannelPacket(type, connectionId, bytes, view);
+  if (isProbePacketType(type)) return readProbePacket(type, connectionId, bytes, view);
 
   switch (type) {
     case PacketType.Connect:

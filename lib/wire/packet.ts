@@ -4,6 +4,7 @@
  */
 
 import type { ChannelPacket } from './channels';
+import type { PathMtuPacket } from './path-mtu';
 
 export const PROTOCOL_VERSION = 0x01;
 
@@ -125,6 +126,7 @@ export interface DirectPacket extends Header {
 
 export type Packet =
   | ChannelPacket
+  | PathMtuPacket
   | ConnectPacket
   | ConnectAckPacket
   | DataPacket

@@ -15,7 +15,7 @@ const repeat = (...args: Parameters<typeof anyRepeat>) => anyRepeat(...args) as 
 /** A sender with `messages` one-packet messages queued, through retransmit with the given acks and repeats. */
 function pipeline(ts: TestScheduler, messages: number, ready$: Observable<void>, acks$: Observable<DataAckPacket>, repeats$: Observable<RepeatPacket> = NEVER, peerWindow = 1024) {
   const rtt = new RttEstimator(200);
-  const sender = new Sender(ID, 1182, peerWindow, rtt, new NewReno(1200, 1200 * 65535), emptyCounters(), undefined);
+  const sender = new Sender(ID, { payloadSize: 1182 }, peerWindow, rtt, new NewReno(1200, 1200 * 65535), emptyCounters(), undefined);
   for (let i = 0; i < messages; i++) sender.enqueue(Buffer.from([i]));
   return ready$.pipe(
     retransmit({ sender, rtt, scheduler: ts, acks$, repeats$, unblocked$: NEVER, allowance: () => Infinity }),

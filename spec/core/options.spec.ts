@@ -10,6 +10,7 @@ describe('options', () => {
       pingPacketCount: 5,
       connectTimeout: 5000,
       maxDatagramSize: 1200,
+      pathMtu: 'auto',
       receiveWindow: 1024,
       maxMessageSize: 16 * 1024 * 1024,
       repeatDelay: 5,
@@ -35,6 +36,9 @@ describe('options', () => {
     ['maxBufferedBytes', 0],
     ['redundancy', 'always'],
     ['congestionControl', 'cubic'],
+    ['pathMtu', 'on'],
+    ['pathMtu', 575],
+    ['pathMtu', 1500.5],
   ])('rejects %s = %p with an error naming the option', (name, value) => {
     const attempt = (): unknown => resolveProtocolOptions({ [name]: value });
     expect(attempt).toThrow(InvalidOptionError);

@@ -87,7 +87,6 @@ export class Bbr implements CongestionController {
   private minRtt = Infinity;
   private minRttAt = -Infinity;
   private cwnd: number;
-  private readonly minimum: number;
   private round = 0;
   private nextRoundDelivered = 0;
   private fullBandwidth = 0;
@@ -115,11 +114,15 @@ export class Bbr implements CongestionController {
   private roundDelivered = 0;
 
   constructor(
-    private readonly datagramSize: number,
+    /** The largest packet sent now: path-MTU probing may raise it. */
+    public datagramSize: number,
     private readonly maxWindow: number,
   ) {
     this.cwnd = INITIAL_WINDOW_PACKETS * datagramSize;
-    this.minimum = MINIMUM_WINDOW_PACKETS * datagramSize;
+  }
+
+  private get minimum(): number {
+    return MINIMUM_WINDOW_PACKETS * this.datagramSize;
   }
 
   get window(): number {

@@ -6,6 +6,8 @@
 export interface CongestionController {
   /** Bytes that may be in flight now. */
   readonly window: number;
+  /** Bytes of the largest packet sent now (path-MTU probing raises it): what the windows' packet-sized terms use. */
+  datagramSize: number;
   /** Bytes per ms at which new packets may leave; Infinity: as fast as the window allows. */
   readonly pacingRate: number;
   /** An acknowledgement released something; `now` is the scheduler's clock. */

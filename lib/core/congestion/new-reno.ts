@@ -12,14 +12,17 @@ export class NewReno implements CongestionController {
   private cwnd: number;
   private ssthresh = Infinity;
   private recoveryStart = -Infinity;
-  private readonly minimum: number;
 
   constructor(
-    private readonly datagramSize: number,
+    /** The largest packet sent now: path-MTU probing may raise it. */
+    public datagramSize: number,
     private readonly maxWindow: number,
   ) {
     this.cwnd = INITIAL_WINDOW_PACKETS * datagramSize;
-    this.minimum = MINIMUM_WINDOW_PACKETS * datagramSize;
+  }
+
+  private get minimum(): number {
+    return MINIMUM_WINDOW_PACKETS * this.datagramSize;
   }
 
   get window(): number {

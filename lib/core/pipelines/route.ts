@@ -12,6 +12,7 @@ import {
 } from '../../wire/packet';
 import { ChannelPacketType } from '../../wire/channels';
 import type { LanePacket } from '../channels/lanes';
+import { ProbePacketType, type ProbeAckPacket, type ProbePacket } from '../../wire/path-mtu';
 
 /**
  * A hot stream for one connection's internal wiring: what `next` is given goes to the current
@@ -75,13 +76,18 @@ export class PacketRoutes {
   readonly pingAck$ = new Route<PingAckPacket>();
   readonly close$ = new Route<ClosePacket>();
   readonly direct$ = new Route<DirectPacket>();
+  readonly probe$ = new Route<ProbePacket>();
+  readonly probeAck$ = new Route<ProbeAckPacket>();
 
   /** Set when the connection negotiated channels (docs/protocol.md §13.2): their packets are valid only then. */
   channels = false;
+  /** Set when the connection negotiated path-mtu (docs/protocol.md §13.3): PROBE and PROBE_ACK are valid only then. */
+  pathMtu = false;
 
   /** False when the packet is not valid on this connection (an extension it did not negotiate): the caller drops and counts it. */
   route(packet: Packet): boolean {
     if ((packet.type === ChannelPacketType.ChannelData || packet.type === ChannelPacketType.Abandon) && !this.channels) return false;
+    if ((packet.type === ProbePacketType.Probe || packet.type === ProbePacketType.ProbeAck) && !this.pathMtu) return false;
     this.heard$.next();
     switch (packet.type) {
       case PacketType.Data:
@@ -106,6 +112,12 @@ export class PacketRoutes {
         return true;
       case PacketType.Direct:
         this.direct$.next(packet);
+        return true;
+      case ProbePacketType.Probe:
+        this.probe$.next(packet);
+        return true;
+      case ProbePacketType.ProbeAck:
+        this.probeAck$.next(packet);
         return true;
       default:
         return true; // CONNECT and CONNECT_ACK belong to the endpoint (a resent handshake)
