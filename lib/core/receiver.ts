@@ -150,6 +150,11 @@ export class Receiver {
     return Math.min(open, Math.max(1, claimed + Math.floor(Math.max(0, free) / this.largestPayload)));
   }
 
+  /** The window places one packet of the peer's current size takes: 1 at the version-1 size, more once path-MTU probing raised it. */
+  get placesPerPacket(): number {
+    return this.largestPayload / this.limits.payloadSize;
+  }
+
   /** The window places a delivered message of `packets` takes: as many as packets of the unit size would carry it in. */
   private units(message: Uint8Array, packets: number): number {
     return Math.max(packets, Math.ceil(message.length / this.limits.payloadSize));

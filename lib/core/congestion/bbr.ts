@@ -102,6 +102,8 @@ export class Bbr implements CongestionController {
   private startupUnconfirmed = false;
   private probeRttDoneAt = Infinity;
   private probeRttRound = 0;
+  /** The largest packet sent now (path-MTU probing may raise it). */
+  private size: number;
   private cwndBeforeProbeRtt = 0;
   private inFlightCap = Infinity;
   private roundLost = 0;
@@ -114,15 +116,30 @@ export class Bbr implements CongestionController {
   private roundDelivered = 0;
 
   constructor(
-    /** The largest packet sent now: path-MTU probing may raise it. */
-    public datagramSize: number,
+    datagramSize: number,
     private readonly maxWindow: number,
   ) {
+    this.size = datagramSize;
     this.cwnd = INITIAL_WINDOW_PACKETS * datagramSize;
   }
 
+  get datagramSize(): number {
+    return this.size;
+  }
+
+  /**
+   * Path-MTU probing raised the packet size: each byte now costs both ends fewer packets, and on
+   * a path the end hosts limit (loopback: a system call per datagram) the rate measured at the
+   * old size says little about the new one. Look for it as at the start.
+   */
+  set datagramSize(size: number) {
+    const grew = size > this.size;
+    this.size = size;
+    if (grew && this.filled && this.state !== 'probe-rtt') this.resumeStartup();
+  }
+
   private get minimum(): number {
-    return MINIMUM_WINDOW_PACKETS * this.datagramSize;
+    return MINIMUM_WINDOW_PACKETS * this.size;
   }
 
   get window(): number {
@@ -230,7 +247,7 @@ export class Bbr implements CongestionController {
     const total = lost + this.roundDelivered;
     this.roundLost = 0;
     this.roundDelivered = 0;
-    if (lost > CONGESTION_LOSS_RATE * total && lost >= CONGESTION_LOSS_PACKETS * this.datagramSize) {
+    if (lost > CONGESTION_LOSS_RATE * total && lost >= CONGESTION_LOSS_PACKETS * this.size) {
       this.inFlightCap = Math.max(this.minimum, Math.min(this.cwnd, this.inFlightCap) * LOSS_REDUCTION);
       this.cwnd = Math.min(this.cwnd, this.inFlightCap);
       if (!this.filled) this.filled = true; // startup overshot: drain
@@ -328,7 +345,7 @@ export class Bbr implements CongestionController {
         }
         return;
       case 'cruise': {
-        const packetsInPipe = Math.max(1, Math.floor(this.pipe() / this.datagramSize));
+        const packetsInPipe = Math.max(1, Math.floor(this.pipe() / this.size));
         const cruiseRounds = this.startupUnconfirmed ? PROBE_SOON_ROUNDS : Math.min(PROBE_MAX_CRUISE_ROUNDS, packetsInPipe);
         if (now - this.phaseStart >= this.cruiseWait || rounds >= cruiseRounds) this.enterProbeBandwidth(now, 'up');
         return;
@@ -368,7 +385,7 @@ export class Bbr implements CongestionController {
 
   /** cwnd gain × BDP, what acks in bursts need beyond it, and room for a few packets more. */
   private targetWindow(): number {
-    return this.cwndGain * this.bdp() + this.extraAcked.value + 3 * this.datagramSize;
+    return this.cwndGain * this.bdp() + this.extraAcked.value + 3 * this.size;
   }
 
   private growWindow(acked: number): void {

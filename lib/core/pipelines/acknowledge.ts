@@ -15,7 +15,7 @@ export interface AcknowledgeConfig {
   readonly receiver: Receiver;
   /** Longest an acknowledgement may wait (PROTOCOL.md §5: 5 ms). */
   readonly maxDelay: number;
-  /** Acknowledge at once after this many packets. */
+  /** Acknowledge at once after this many packets of the version-1 size (fewer when they are larger: see Receiver.placesPerPacket). */
   readonly maxPending: number;
   readonly scheduler: SchedulerLike;
 }
@@ -45,8 +45,10 @@ export function acknowledge(config: AcknowledgeConfig): OperatorFunction<AckTrig
       const deadline = new Deadline(scheduler, flush);
       relay(triggers$, subscriber, (trigger) => {
         const mayWait = trigger === Arrival.InOrder || (trigger === Arrival.Duplicate && scheduler.now() - lastAckAt < COPY_GAP_MS);
-        if (!mayWait || ++pending >= maxPending) flush();
-        else if (pending === 1) deadline.set(scheduler.now() + maxDelay);
+        // Counted in window places, so larger packets are acknowledged as often per byte: a sender
+        // with a few 64 KiB packets in flight must not wait maxDelay for every acknowledgement.
+        if (!mayWait || (pending += receiver.placesPerPacket) >= maxPending) flush();
+        else if (deadline.time === Infinity) deadline.set(scheduler.now() + maxDelay);
       });
       return () => deadline.dispose();
     });

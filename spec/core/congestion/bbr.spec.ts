@@ -213,6 +213,24 @@ describe('Bbr', () => {
     expect(rounds).toBeLessThanOrEqual(15); // with probes 63 rounds apart it would take hundreds
   });
 
+  test('larger packets (path-MTU probing) send it back to startup: the rate found at the old size is the end hosts\' limit, not the path\'s', () => {
+    const { cc, path } = fresh();
+    for (let rate = 10; rate <= 5120; rate *= 2) round(cc, path, { rate });
+    rounds(cc, path, 20, { rate: 5120 });
+    expect(cc.estimate.state).toBe('probe-bandwidth');
+    cc.datagramSize = MSS; // the same size: nothing changes
+    expect(cc.estimate.state).toBe('probe-bandwidth');
+    cc.datagramSize = 65507;
+    expect(cc.estimate.state).toBe('startup');
+    // Each byte now costs fewer packets: the path delivers ten times as much, found in a few rounds.
+    let n = 0;
+    while (cc.estimate.bandwidth < 0.9 * 51_200 && n < 100) {
+      round(cc, path, { rate: Math.min(51_200, cc.pacingRate) });
+      n++;
+    }
+    expect(n).toBeLessThanOrEqual(6);
+  });
+
   test('a queue standing through a cruising round is drained at once; one that is back after each drain is drained ever more rarely', () => {
     const { cc, path } = fresh();
     for (let i = 0; i < 30; i++) ackedRound(cc, path, { rate: 5120 });
