@@ -6,7 +6,7 @@
  * run (doubling, then bisecting), then sent as a transfer of the same size as the others.
  *
  *   node bench/dist/bench/bulk.js [--quick] [--runs 5] [--mib 256]
- *     [--modes paced,paced-16k,paced-64k,tcp,udx,rudp,rudp-16k,rudp-64k]   (defaults)
+ *     [--modes paced,paced-16k,paced-64k,tcp,udx,rudp,rudp-1200,rudp-16k,rudp-64k]   (defaults)
  *     also: dgram, dgram-16k, dgram-64k (unpaced floods), rudp-secure, rudp-secure-64k
  *     [--trial-ms 1000] [--search-trials 8] [--budget S] [--run-limit MS]
  */
@@ -50,6 +50,8 @@ interface ModeSpec {
   readonly kind: Kind;
   readonly maxDatagramSize?: number;
   readonly receiveWindow?: number;
+  /** rx-rudp's path-MTU probing; default its default ('auto'). */
+  readonly pathMtu?: 'off';
   /** paced / flood: datagram payload size. */
   readonly payload?: number;
   /** The paced mode whose goodput is this mode's ceiling. */
@@ -71,13 +73,14 @@ const MODES: Record<string, ModeSpec> = {
   'dgram-64k': { label: 'flood: unpaced blast, 65507 B (not a ceiling)', kind: 'flood', payload: 65507, ceiling: 'paced-64k' },
   tcp: { label: 'node:net TCP', kind: 'tcp', ceiling: 'paced' },
   udx: { label: 'udx-native, one stream', kind: 'udx', ceiling: 'paced' },
-  rudp: { label: 'rx-rudp, defaults (1200 B, window 1024)', kind: 'rudp', ceiling: 'paced' },
+  rudp: { label: 'rx-rudp, defaults (path-MTU probing from 1200 B, window 1024)', kind: 'rudp', ceiling: 'paced-64k' },
+  'rudp-1200': { label: "rx-rudp, 1200 B datagrams (pathMtu 'off'), window 1024", kind: 'rudp', pathMtu: 'off', ceiling: 'paced' },
   'rudp-16k': { label: 'rx-rudp, 16384 B datagrams, window 256', kind: 'rudp', maxDatagramSize: 16384, receiveWindow: 256, ceiling: 'paced-16k' },
   'rudp-64k': { label: 'rx-rudp, 65507 B datagrams, window 64', kind: 'rudp', maxDatagramSize: 65507, receiveWindow: 64, ceiling: 'paced-64k' },
-  'rudp-secure': { label: 'rx-rudp, secure (sealed), 1200 B, window 1024', kind: 'rudp', ceiling: 'paced', secure: true },
+  'rudp-secure': { label: 'rx-rudp, secure (sealed), defaults, window 1024', kind: 'rudp', ceiling: 'paced-64k', secure: true },
   'rudp-secure-64k': { label: 'rx-rudp, secure (sealed), 65507 B, window 64', kind: 'rudp', maxDatagramSize: 65507, receiveWindow: 64, ceiling: 'paced-64k', secure: true },
 };
-const DEFAULT_MODES = ['paced', 'paced-16k', 'paced-64k', 'tcp', 'udx', 'rudp', 'rudp-16k', 'rudp-64k'];
+const DEFAULT_MODES = ['paced', 'paced-16k', 'paced-64k', 'tcp', 'udx', 'rudp', 'rudp-1200', 'rudp-16k', 'rudp-64k'];
 /** Where the ceiling search starts, MB/s, per datagram size. */
 const SEARCH_START: Record<number, number> = { 1200: 64, 16384: 256, 65507: 256 };
 
@@ -180,6 +183,7 @@ async function receiver(flags: Flags): Promise<void> {
     port: 0,
     ...(s.maxDatagramSize === undefined ? {} : { maxDatagramSize: s.maxDatagramSize }),
     ...(s.receiveWindow === undefined ? {} : { receiveWindow: s.receiveWindow }),
+    ...(s.pathMtu === undefined ? {} : { pathMtu: s.pathMtu }),
     ...(s.secure === true ? { secure: { privateKey: BENCH_PRIVATE_KEY } } : {}),
     onListening: (address) => emit({ type: 'ready', port: address.port }),
   }).subscribe({
@@ -249,6 +253,7 @@ async function sender(flags: Flags): Promise<void> {
     port,
     ...(s.maxDatagramSize === undefined ? {} : { maxDatagramSize: s.maxDatagramSize }),
     ...(s.receiveWindow === undefined ? {} : { receiveWindow: s.receiveWindow }),
+    ...(s.pathMtu === undefined ? {} : { pathMtu: s.pathMtu }),
     ...(s.secure === true ? { secure: { serverPublicKey: benchPublicKey() } } : {}),
   })
     .pipe(
@@ -279,6 +284,7 @@ async function sender(flags: Flags): Promise<void> {
               rtt: st.rtt,
               rto: st.rto,
               congestionWindow: st.congestionWindow,
+              datagramSize: st.datagramSize,
             });
             return EMPTY;
           }),
