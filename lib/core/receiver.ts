@@ -58,6 +58,9 @@ export interface Violation {
 
 const REORDER_THRESHOLD = 3;
 const NO_RANGES: readonly SeqRange[] = [];
+/** Slots of a receiver's store when first allocated. */
+const STORE_INITIAL_SLOTS = 64;
+
 /** What a channels connection stores at a seq received beyond the cumulative point: only that it came. */
 const RECEIVED = {} as DataPacket;
 
@@ -68,9 +71,13 @@ const RECEIVED = {} as DataPacket;
  */
 export class Receiver {
   cumulative: number;
-  /** Packets beyond the cumulative point, at `seq & mask`; allocated on the first out-of-order packet (idle connections stay small). */
+  /**
+   * Packets beyond the cumulative point, at `seq & mask`; allocated on the first out-of-order
+   * packet, small, and doubled as far out as packets come (at most the window's power of two):
+   * idle connections and connections with short gaps stay small, whatever the window.
+   */
   private store: (DataPacket | undefined)[] | undefined;
-  private readonly mask: number;
+  private mask = STORE_INITIAL_SLOTS - 1;
   private readonly blocks: Block[] = [];
   private arrivals = 0;
   private expectedBatch: number;
@@ -113,9 +120,6 @@ export class Receiver {
     this.cumulative = initialSeq;
     this.expectedBatch = initialBatch;
     this.advertisedWindow = limits.receiveWindow;
-    let capacity = 1;
-    while (capacity < limits.receiveWindow) capacity *= 2;
-    this.mask = capacity - 1;
     this.memory = limits.memory ?? new MemoryAccount(UNBOUNDED());
     this.largestPayload = limits.payloadSize;
     this.maxClaimed = 2 * (limits.maxMessageSize + limits.payloadSize) + 2 * limits.receiveWindow * limits.payloadSize;
@@ -195,7 +199,7 @@ export class Receiver {
       this.arrivals++;
       return this.drainInOrder() ? DataOutcome.New : DataOutcome.Violation;
     }
-    const store = (this.store ??= new Array<DataPacket | undefined>(this.mask + 1));
+    const store = this.storeFor(offset);
     const slot = packet.seq & this.mask;
     if (store[slot] !== undefined) return DataOutcome.Duplicate;
     if (!this.claimFor(packet, false)) return this.noMemory(packet.seq);
@@ -211,8 +215,7 @@ export class Receiver {
    * connection); the store keeps only that the seq came.
    */
   private onLaneData(packet: LanePacket, offset: number, now: number, lanes: ChannelLanes): DataOutcome {
-    const slot = packet.seq & this.mask;
-    if (offset !== 0 && this.store?.[slot] !== undefined) return DataOutcome.Duplicate;
+    if (offset !== 0 && offset <= this.mask && this.store?.[packet.seq & this.mask] !== undefined) return DataOutcome.Duplicate;
     switch (lanes.accept(packet, now, offset === 0)) {
       case LaneOutcome.NoMemory:
         return this.noMemory(packet.seq);
@@ -233,7 +236,7 @@ export class Receiver {
         this.cumulative = seqAdd(first.end, 1);
       }
     } else {
-      (this.store ??= new Array<DataPacket | undefined>(this.mask + 1))[slot] = RECEIVED;
+      this.storeFor(offset)[packet.seq & this.mask] = RECEIVED;
       this.insertBlock(packet.seq, now);
     }
     lanes.flush();
@@ -391,6 +394,27 @@ export class Receiver {
     if (this.claimed + bytes > this.maxClaimed || !this.memory.claim(bytes, inOrder)) return false;
     this.claimed += bytes;
     return true;
+  }
+
+  /** The store, with room for a packet `offset` beyond the cumulative point (offsets stay below the window, so slots never collide). */
+  private storeFor(offset: number): (DataPacket | undefined)[] {
+    const store = this.store;
+    if (store !== undefined && offset <= this.mask) return store;
+    let capacity = this.mask + 1;
+    while (capacity <= offset) capacity *= 2;
+    const grown = new Array<DataPacket | undefined>(capacity);
+    // Everything stored lies in a block: move it to its slot under the new mask.
+    if (store !== undefined) {
+      for (const block of this.blocks) {
+        for (let seq = block.start; ; seq = seqAdd(seq, 1)) {
+          grown[seq & (capacity - 1)] = store[seq & this.mask];
+          if (seq === block.end) break;
+        }
+      }
+    }
+    this.store = grown;
+    this.mask = capacity - 1;
+    return grown;
   }
 
   /** Bytes of `first`'s message already stored (its packets that came before it, each claimed alone). */
