@@ -170,6 +170,12 @@ export class Receiver {
     this.memory.release(bytes);
   }
 
+  /** The highest seq received (cumulative − 1 without gaps). */
+  get highestReceived(): number {
+    const last = this.blocks[this.blocks.length - 1];
+    return last === undefined ? seqAdd(this.cumulative, -1) : last.end;
+  }
+
   /** True while some packet beyond the cumulative point is missing. */
   get hasGaps(): boolean {
     return this.blocks.length > 0;

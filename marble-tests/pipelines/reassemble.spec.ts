@@ -30,6 +30,18 @@ describe('reassemble (DATA → arrivals, whole messages to the receiver)', () =>
     });
   });
 
+  it('while a gap waits, a packet right after the highest is InOrder; one that opens another gap, or fills one, is Urgent (RFC 9000 §13.2.1)', () => {
+    ts.run(({ hot, expectObservable }) => {
+      const messages: string[] = [];
+      const receiver = new Receiver({ receiveWindow: 16, maxMessageSize: 1000, payloadSize: 2 }, (m) => messages.push(Buffer.from(m).toString()));
+      const op = reassemble({ receiver, scheduler: ts, counters: emptyCounters() });
+      // 0 (quiet: urgent); 2 opens gap 1; 3 and 4 follow the highest; 6 opens gap 5; 5 fills it; 7 follows; 1 fills the last gap.
+      const p = { a: data(0), b: data(2), c: data(3), d: data(4), e: data(6), f: data(5), g: data(7), h: data(1) };
+      expectObservable(hot('(abcdefgh)', p).pipe(op)).toBe('(uuiiuuiu)', { u: Arrival.Urgent, i: Arrival.InOrder });
+      ts.schedule(() => expect(messages).toEqual(['\x00', '\x01', '\x02', '\x03', '\x04', '\x05', '\x06', '\x07']), 20);
+    });
+  });
+
   it('reassembles a batch of several packets into one message, in order', () => {
     ts.run(({ hot, expectObservable }) => {
       const { op, messages } = setup(ts);

@@ -1,5 +1,6 @@
 import { Observable, type OperatorFunction, type SchedulerLike } from 'rxjs';
 import { CloseReason } from '../../wire/packet';
+import { seqAdd } from '../../wire/serial';
 import type { LanePacket } from '../channels/lanes';
 import { MessageTooLargeError, ProtocolError } from '../errors';
 import { DataOutcome, type Receiver } from '../receiver';
@@ -11,9 +12,11 @@ export const Arrival = {
   /** New and in order: its acknowledgement may wait for the coalescing delay. */
   InOrder: 0,
   /**
-   * New, and the sender should hear at once: out of order or filling a gap (RFC 5681 §4.2), or it
-   * completed a message on a quiet connection, where waiting would coalesce nothing and only cost
-   * 5 ms of the sender's RTT estimate.
+   * New, and the sender should hear at once: it opened a gap or filled one (RFC 5681 §4.2, RFC
+   * 9000 §13.2.1), or it completed a message on a quiet connection, where waiting would coalesce
+   * nothing and only cost 5 ms of the sender's RTT estimate. A packet that just follows the
+   * highest one while a gap waits below tells the sender nothing new: it is InOrder (on a lossy
+   * path a gap is nearly always open, and acknowledging each such packet doubled the datagrams).
    */
   Urgent: 1,
   /** Received before: acknowledged again (PROTOCOL.md §5). */
@@ -48,13 +51,15 @@ export function reassemble(config: ReassembleConfig): OperatorFunction<LanePacke
           counters.dataPacketsReceived++;
           const now = scheduler.now();
           const hadGaps = receiver.hasGaps;
+          const next = seqAdd(receiver.highestReceived, 1);
           const delivered = receiver.messagesDelivered;
           const quietBefore = now - lastDataAt >= QUIET_GAP_MS;
           lastDataAt = now;
           switch (receiver.onData(packet, now)) {
             case DataOutcome.New: {
               const sparse = quietBefore && receiver.messagesDelivered !== delivered;
-              subscriber.next(hadGaps || receiver.hasGaps || sparse ? Arrival.Urgent : Arrival.InOrder);
+              const newsOfGaps = hadGaps || receiver.hasGaps ? packet.seq !== next || !receiver.hasGaps : false;
+              subscriber.next(newsOfGaps || sparse ? Arrival.Urgent : Arrival.InOrder);
               return;
             }
             case DataOutcome.Duplicate:
