@@ -1,6 +1,7 @@
 /**
  * Runs the benchmarks (each in its own child process, one after the other), prints one markdown
- * report and writes it with the raw numbers to bench/results/<date>[-<only>][-quick].{md,json}.
+ * report and writes it with the raw numbers to bench/results/<date>[-<only>][-quick][-<n>].{md,json}
+ * (-2, -3, … for later runs of the same day: results are never overwritten).
  *
  *   npm run bench                         # all six, full size (a few minutes)
  *   npm run bench -- --quick              # shorter runs
@@ -8,7 +9,7 @@
  *   npm run bench -- --no-save            # print only
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { machineInfo, machineMarkdown, parseFlags, flagBool, flagString, type BenchResult } from './lib/common';
@@ -113,7 +114,9 @@ async function main(): Promise<void> {
     const dir = flagString(flags, 'out') ?? path.resolve(__dirname, '../../results');
     mkdirSync(dir, { recursive: true });
     const suffix = `${only !== undefined ? `-${chosen.join('+')}` : ''}${quick ? '-quick' : ''}`;
-    const base = path.join(dir, `${date}${suffix}`);
+    // Never overwrite an earlier run's results: a second run of the day gets -2, then -3, …
+    let base = path.join(dir, `${date}${suffix}`);
+    for (let n = 2; existsSync(`${base}.json`) || existsSync(`${base}.md`); n++) base = path.join(dir, `${date}${suffix}-${n}`);
     const json = {
       date,
       command,
