@@ -27,7 +27,10 @@ export interface ProtocolOptions {
    * 'off': the version-1 size throughout, and the extension is neither offered nor accepted.
    */
   pathMtu?: ProbeSetting;
-  /** DATA packets buffered beyond the cumulative ack, 1..65535. Default 1024. */
+  /**
+   * DATA packets buffered beyond the cumulative ack, 1..65535. Default 4096 (PROTOCOL.md §10
+   * says 1024: 1.2 MB, which holds a 20 ms path to ~60 MB/s without loss and ~20 MB/s at 2 %).
+   */
   receiveWindow?: number;
   /** Largest message accepted, in bytes. Default 16 MiB. */
   maxMessageSize?: number;
@@ -60,7 +63,7 @@ export const DEFAULTS: ResolvedProtocolOptions = {
   connectTimeout: 5000,
   maxDatagramSize: 1200,
   pathMtu: 'auto',
-  receiveWindow: 1024,
+  receiveWindow: 4096,
   maxMessageSize: 16 * 1024 * 1024,
   repeatDelay: 5,
   maxBufferedBytes: 64 * 1024 * 1024,

@@ -11,7 +11,7 @@ describe('options', () => {
       connectTimeout: 5000,
       maxDatagramSize: 1200,
       pathMtu: 'auto',
-      receiveWindow: 1024,
+      receiveWindow: 4096,
       maxMessageSize: 16 * 1024 * 1024,
       repeatDelay: 5,
       maxBufferedBytes: 64 * 1024 * 1024,
