@@ -213,12 +213,14 @@ describe('Bbr', () => {
     expect(rounds).toBeLessThanOrEqual(15); // with probes 63 rounds apart it would take hundreds
   });
 
-  test('larger packets (path-MTU probing) send it back to startup: the rate found at the old size is the end hosts\' limit, not the path\'s', () => {
+  test('packets severalfold larger (path-MTU probing) send it back to startup: the rate found at the old size is the end hosts\' limit, not the path\'s', () => {
     const { cc, path } = fresh();
     for (let rate = 10; rate <= 5120; rate *= 2) round(cc, path, { rate });
     rounds(cc, path, 20, { rate: 5120 });
     expect(cc.estimate.state).toBe('probe-bandwidth');
     cc.datagramSize = MSS; // the same size: nothing changes
+    expect(cc.estimate.state).toBe('probe-bandwidth');
+    cc.datagramSize = 1472; // Ethernet's: a small step, and startup would overflow the bottleneck's queue
     expect(cc.estimate.state).toBe('probe-bandwidth');
     cc.datagramSize = 65507;
     expect(cc.estimate.state).toBe('startup');
