@@ -121,7 +121,10 @@ test('10,000 connect/close cycles in virtual time: no action scheduled, no socke
   expect(outcomes.get('echoed')).toBe(CYCLES);
   expect(outcomes.get('listener side completed')).toBe(CYCLES);
   expect(endLevel).toEqual(startLevel);
-  expect(heapAfter - heapBefore).toBeLessThan(2 * MiB);
+  // What is left after the cycles does not grow with their number (measured: 1.98 MB after
+  // 5,000, 2.12 after 10,000, 1.29 after 20,000: code and caches warmed once); a leak of one
+  // connection's objects (kilobytes) per cycle would be tens of megabytes.
+  expect(heapAfter - heapBefore).toBeLessThan(3 * MiB);
   expect(unhandled.errors).toEqual([]);
   unhandled.restore();
   w.close();
