@@ -67,6 +67,36 @@ describe('DeliveryRate', () => {
     expect(late.deliveryRate!).toBeLessThanOrEqual(1000);
   });
 
+  test('packets reordered by a few ms (jitter of up to an eighth of the RTT) still count: the rate is the path\'s', () => {
+    // 1000 bytes per ms, one packet each ms, 40 ms round trip; each packet arrives 0-5 ms late at
+    // random, and the receiver acknowledges what arrived, in arrival order.
+    const rate = new DeliveryRate();
+    let seed = 11;
+    const jitter = (): number => ((seed = (seed * 48271) % 2147483647) % 500) / 100;
+    const packets = Array.from({ length: 400 }, (_, i) => ({ p: stamp(), sentAt: i, ackAt: i + 40 + jitter() }));
+    const events = [...packets.map((x) => ({ at: x.sentAt, kind: 'send' as const, x })), ...packets.map((x) => ({ at: x.ackAt, kind: 'ack' as const, x }))];
+    events.sort((a, b) => a.at - b.at || (a.kind === 'ack' ? -1 : 1));
+    let inFlight = 0;
+    const rates: number[] = [];
+    for (const e of events) {
+      if (e.kind === 'send') {
+        rate.onSend(e.x.p, inFlight, e.at);
+        e.x.p.lastSentAt = e.at;
+        inFlight += 1000;
+        continue;
+      }
+      inFlight -= 1000;
+      rate.begin();
+      rate.onDelivered(e.x.p, e.at);
+      const sample = rate.finish(inFlight, e.at - e.x.sentAt);
+      if (e.x.sentAt > 100 && sample.deliveryRate !== undefined && sample.interval >= 40) rates.push(sample.deliveryRate);
+    }
+    rates.sort((a, b) => a - b);
+    const median = rates[Math.floor(rates.length / 2)]!;
+    expect(median).toBeGreaterThan(900);
+    expect(rates[rates.length - 1]!).toBeLessThanOrEqual(1000 * 1.15);
+  });
+
   test('an ack that releases nothing carries no rate', () => {
     const rate = new DeliveryRate();
     rate.begin();
