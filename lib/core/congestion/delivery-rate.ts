@@ -28,8 +28,8 @@ const REORDER_FRACTION = 1 / 8;
  * beyond them are released together once the holes fill); counting them in the interval they
  * were reported in would read a rate the path never had. A packet overtaken by less than an
  * eighth of the minimum RTT is reordering, not a late report, and counts: path jitter of a few
- * ms overtakes most packets of a fast flow, and leaving them out read a 40 ms path at 0.56 of
- * its rate (the quick-start demo's, at 0.5 MB/s). Samples taken while the
+ * ms overtakes most packets of a fast flow, and leaving them out read a 40 ms path with 0-5 ms
+ * of jitter at 0.56 of its rate. Samples taken while the
  * application limited the sending say so, so a controller does not read a quiet application as a
  * slow path.
  */
@@ -39,7 +39,8 @@ export class DeliveryRate {
   /** When the newest packet acknowledged by earlier acks left: packets sent before it are reported late. */
   private newestSentAcked = -Infinity;
   private newestSentInAck = -Infinity;
-  /** The lowest RTT the acks have shown, ms: an eighth of it is how far a packet may be overtaken and still count. */
+  /** An eighth of the lowest RTT the acks have shown, ms: how far a packet may be overtaken and still count. */
+  private reorderTolerance = 0;
   private minRtt = Infinity;
   private deliveredAt = 0;
   private intervalStart = 0;
@@ -80,7 +81,7 @@ export class DeliveryRate {
     this.delivered += packet.size;
     this.deliveredAt = now;
     this.sample.ackedBytes += packet.size;
-    if (packet.lastSentAt >= this.newestSentAcked - this.minRtt * REORDER_FRACTION) this.inStep += packet.size;
+    if (packet.lastSentAt >= this.newestSentAcked - this.reorderTolerance) this.inStep += packet.size;
     if (packet.lastSentAt > this.newestSentInAck) this.newestSentInAck = packet.lastSentAt;
     const newest = this.newest;
     if (newest === undefined || packet.deliveredBefore > newest.deliveredBefore || (packet.deliveredBefore === newest.deliveredBefore && packet.lastSentAt > newest.lastSentAt)) {
@@ -93,7 +94,10 @@ export class DeliveryRate {
     const sample = this.sample;
     sample.inFlight = inFlight;
     sample.rtt = rtt;
-    if (rtt !== undefined && rtt < this.minRtt) this.minRtt = rtt;
+    if (rtt !== undefined && rtt < this.minRtt) {
+      this.minRtt = rtt;
+      this.reorderTolerance = rtt * REORDER_FRACTION;
+    }
     sample.delivered = this.delivered;
     sample.deliveryRate = undefined;
     sample.interval = 0;
