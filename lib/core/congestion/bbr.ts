@@ -72,6 +72,8 @@ const QUEUE_RTT_SAMPLES = 8;
 const STARTUP_QUEUE_MIN_MS = 4;
 const STARTUP_QUEUE_MAX_MS = 16;
 const QUEUE_MAX_DRAIN_GAP = 64;
+/** A standing queue may be a BDP or more (what startup left, a cwnd-limited cruise): 0.75 for a round takes back a quarter. */
+const QUEUE_DRAIN_MAX_ROUNDS = 4;
 
 type State = 'startup' | 'drain' | 'probe-bandwidth' | 'probe-rtt';
 
@@ -83,7 +85,8 @@ type State = 'startup' | 'drain' | 'probe-bandwidth' | 'probe-rtt';
  * beyond CONGESTION_LOSS_RATE in a round (a queue overflowing) caps what is in flight, as
  * BBRv2's inflight_hi does, and a persistent timeout collapses the window as every controller must.
  * Since random loss cannot tell it of a queue, the RTT does: a queue standing through a round ends
- * startup before it overflows, and drains while cruising.
+ * startup before it overflows and, while cruising, is drained and holds pacing to what that
+ * round delivered until the next probe.
  */
 export class Bbr implements CongestionController {
   private state: State = 'startup';
@@ -128,6 +131,16 @@ export class Bbr implements CongestionController {
   private queueDrainGap = 1;
   private queueGoneSinceDrain = true;
   private roundDelivered = 0;
+  /** Delivered when the round began, and when: a round's average delivery rate. */
+  private roundStartDelivered = 0;
+  private roundStartAt = -Infinity;
+  private lastRoundRate = 0;
+  private roundAppLimited = false;
+  private lastRoundAppLimited = true;
+  /** What the last cruising round with a standing queue delivered: pacing above it only rebuilds the queue. Lifted by the next probe up. */
+  private bandwidthCeiling = Infinity;
+  /** The 0.75 phase drains a standing queue, not what a probe up queued. */
+  private drainingQueue = false;
 
   constructor(
     datagramSize: number,
@@ -165,7 +178,7 @@ export class Bbr implements CongestionController {
   }
 
   get pacingRate(): number {
-    const bandwidth = this.bandwidth.value;
+    const bandwidth = Math.min(this.bandwidth.value, this.bandwidthCeiling);
     return bandwidth === 0 ? Infinity : this.pacingGain * bandwidth;
   }
 
@@ -185,6 +198,11 @@ export class Bbr implements CongestionController {
     if (roundStart) {
       this.nextRoundDelivered = sample.delivered;
       this.round++;
+      this.lastRoundRate = (sample.delivered - this.roundStartDelivered) / (now - this.roundStartAt);
+      this.roundStartDelivered = sample.delivered;
+      this.roundStartAt = now;
+      this.lastRoundAppLimited = this.roundAppLimited;
+      this.roundAppLimited = false;
       queueStood = this.roundRttSamples >= QUEUE_RTT_SAMPLES && this.roundMinRtt > this.minRtt + this.queueTolerance();
       if (this.roundMinRtt !== Infinity) this.lastRoundMinRtt = this.roundMinRtt;
       this.roundMinRtt = Infinity;
@@ -196,6 +214,7 @@ export class Bbr implements CongestionController {
       // Every RTT of this round so far shows a queue the last round did not: the pipe is full, before a round at the startup gain overflows it.
       if (this.state === 'startup' && this.roundRttSamples >= QUEUE_RTT_SAMPLES && this.roundMinRtt >= this.lastRoundMinRtt + this.startupQueueThreshold()) this.endStartup();
     }
+    if (sample.appLimited) this.roundAppLimited = true;
     const rate = sample.deliveryRate;
     if (rate !== undefined && sample.interval >= Math.min(this.minRtt, sample.rtt ?? Infinity) && (!sample.appLimited || rate >= this.bandwidth.value)) {
       this.bandwidth.update(rate, this.round);
@@ -226,7 +245,9 @@ export class Bbr implements CongestionController {
 
   /**
    * A queue that stands through a whole round while cruising means the bandwidth estimate is high
-   * (a max filter keeps the upper tail of noisy samples): drain it with a round at 0.75. A queue
+   * (a max filter keeps the upper tail of noisy samples, a few % above the mean): until the next
+   * probe, pace at no more than what that round delivered, and drain the queue at 0.75 until an RTT
+   * shows it gone (a few rounds at most: one takes back only a quarter of a BDP). A queue
    * that no drain removes is not ours (a window-limited flow queues at a slow receiver, a
    * competing flow fills the buffer): draining again gains nothing and costs a quarter of a
    * round, so the gap between drains doubles until a round shows the queue gone.
@@ -243,6 +264,9 @@ export class Bbr implements CongestionController {
     this.queueGoneSinceDrain = false;
     this.queueDrainRound = this.round;
     this.enterProbeBandwidth(now, 'down');
+    this.drainingQueue = true;
+    // The bottleneck was busy all round: what the round delivered is its rate.
+    if (!this.lastRoundAppLimited) this.bandwidthCeiling = this.lastRoundRate;
   }
 
   private queueTolerance(): number {
@@ -347,6 +371,7 @@ export class Bbr implements CongestionController {
     this.filled = false;
     this.startupUnconfirmed = false;
     this.probeJudgedBy = Infinity;
+    this.bandwidthCeiling = Infinity;
     this.pacingGain = STARTUP_GAIN;
     this.cwndGain = STARTUP_GAIN;
     this.fullBandwidth = this.bandwidth.value;
@@ -382,9 +407,11 @@ export class Bbr implements CongestionController {
           this.enterProbeBandwidth(now, 'down');
         }
         return;
-      case 'down':
-        if (sample.inFlight <= this.pipe() || rounds >= PROBE_DOWN_MAX_ROUNDS) this.enterProbeBandwidth(now, 'cruise');
+      case 'down': {
+        const queueGone = this.drainingQueue ? (sample.rtt !== undefined && sample.rtt <= this.minRtt + this.queueTolerance()) || rounds >= QUEUE_DRAIN_MAX_ROUNDS : rounds >= PROBE_DOWN_MAX_ROUNDS;
+        if (sample.inFlight <= this.pipe() || queueGone) this.enterProbeBandwidth(now, 'cruise');
         return;
+      }
       case 'cruise': {
         if (this.probeJudgedBy !== Infinity) return; // the last probe's samples are still coming in
         const packetsInPipe = Math.max(1, Math.floor(this.pipe() / this.size));
@@ -401,10 +428,14 @@ export class Bbr implements CongestionController {
     this.state = 'probe-bandwidth';
     this.cwndGain = CWND_GAIN;
     this.phase = phase;
+    this.drainingQueue = false;
     this.phaseStart = now;
     this.phaseRound = this.round;
     this.pacingGain = phase === 'up' ? PROBE_UP_GAIN : phase === 'down' ? PROBE_DOWN_GAIN : 1;
-    if (phase === 'up') this.probeUpBandwidth = this.bandwidth.value;
+    if (phase === 'up') {
+      this.probeUpBandwidth = this.bandwidth.value;
+      this.bandwidthCeiling = Infinity;
+    }
     if (phase === 'cruise') {
       this.cruiseBandwidth = this.bandwidth.value;
       this.cruiseWait = PROBE_WAIT_MS + PROBE_WAIT_SPREAD_MS * ((this.round * GOLDEN_FRACTION) % 1);

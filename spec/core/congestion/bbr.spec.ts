@@ -306,6 +306,39 @@ describe('Bbr', () => {
     expect(drains).toBeLessThanOrEqual(20);
   });
 
+  test('an estimate a few % above the bottleneck (the max filter\'s upper tail): the queue it builds is drained, and pacing is held to what a round with the queue delivered; the queue stays short, the bottleneck busy', () => {
+    const capacity = 5120;
+    const { cc, path } = fresh();
+    let queue = 0;
+    let roundMark = 0;
+    const queueDelays: number[] = [];
+    const deliveries: number[] = [];
+    for (let r = 0; r < 400; r++) {
+      // One round trip through a bottleneck: what is sent above its rate joins its queue, which adds its drain time to the RTT.
+      const rtt = RTT + queue / capacity;
+      const sendRate = Math.min(cc.pacingRate, cc.window / rtt);
+      const delivered = Math.min(capacity, sendRate + queue / rtt);
+      queue = Math.max(0, queue + (sendRate - capacity) * rtt);
+      const acks = 10;
+      for (let i = 0; i < acks; i++) {
+        const prior = i === 0 ? roundMark : roundMark - 1;
+        path.delivered += (delivered * rtt) / acks;
+        path.now += rtt / acks;
+        if (i === 0) roundMark = path.delivered;
+        // One ack in ten reports more than the bottleneck delivers: 20 % while startup's bursts end, 4 % after (ack timing).
+        const rate = i === 5 ? (r < 40 ? 1.2 : 1.04) * delivered : delivered;
+        cc.onAcked({ ackedBytes: (delivered * rtt) / acks, inFlight: Math.min(sendRate * rtt, cc.window), rtt, deliveryRate: rate, interval: rtt, appLimited: false, delivered: path.delivered, priorDelivered: prior }, path.now);
+      }
+      if (r >= 100) {
+        queueDelays.push(queue / capacity);
+        deliveries.push(delivered);
+      }
+    }
+    const mean = (values: number[]): number => values.reduce((a, b) => a + b, 0) / values.length;
+    expect(mean(queueDelays)).toBeLessThan(4);
+    expect(mean(deliveries)).toBeGreaterThan(0.95 * capacity);
+  });
+
   test('samples taken while the application limited the sending never lower the estimate', () => {
     const { cc, path } = fresh();
     rounds(cc, path, 30, { rate: 2000 });
