@@ -24,6 +24,28 @@ describe('Pacer', () => {
     expect(pacer.maySend(1000, 100, 1_000_000)).toBe(false);
   });
 
+  test('a sender woken late (a busy event loop) still sends at the rate: what accrued past the wake it asked for is kept, up to another bucket', () => {
+    const rate = 40_000; // 40 MB/s: the bucket holds 2 ms, 80 kB
+    const size = 1200;
+    const sendFor = (late: number): number => {
+      const pacer = new Pacer(12_000, 2);
+      let now = 0;
+      let sent = 0;
+      while (now < 1000) {
+        while (pacer.maySend(size, rate, now)) {
+          pacer.spend(size, rate, now);
+          sent += size;
+        }
+        now = pacer.readyAt(size, rate, now) + late;
+      }
+      return sent / now;
+    };
+    expect(sendFor(0)).toBeGreaterThan(0.99 * rate);
+    expect(sendFor(1.5)).toBeGreaterThan(0.99 * rate); // each wake 1.5 ms late: 2.5 ms between sends
+    expect(sendFor(3)).toBeGreaterThan(0.97 * rate);
+    expect(sendFor(10)).toBeLessThan(0.45 * rate); // a stall is not saved up for ever
+  });
+
   test('resends take their share: spending past zero delays new packets', () => {
     const pacer = new Pacer(1000, 2);
     pacer.spend(3000, 100, 0); // three resends on a full 1000-byte bucket
