@@ -13,6 +13,8 @@ export interface RateStamp {
   /** It left while the application had nothing more to send. */
   appLimited: boolean;
   lastSentAt: number;
+  /** How many times it left: an ack for a resent packet may be for its original. */
+  transmissions: number;
   size: number;
 }
 
@@ -82,7 +84,9 @@ export class DeliveryRate {
     this.deliveredAt = now;
     this.sample.ackedBytes += packet.size;
     if (packet.lastSentAt >= this.newestSentAcked - this.reorderTolerance) this.inStep += packet.size;
-    if (packet.lastSentAt > this.newestSentInAck) this.newestSentInAck = packet.lastSentAt;
+    // Only packets sent once say when what was delivered left (Karn): the ack for a resend that
+    // went 3 ms ago may be for its original, and would make every packet of the last RTT look late.
+    if (packet.transmissions === 1 && packet.lastSentAt > this.newestSentInAck) this.newestSentInAck = packet.lastSentAt;
     const newest = this.newest;
     if (newest === undefined || packet.deliveredBefore > newest.deliveredBefore || (packet.deliveredBefore === newest.deliveredBefore && packet.lastSentAt > newest.lastSentAt)) {
       this.newest = packet;

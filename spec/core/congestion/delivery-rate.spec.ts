@@ -1,6 +1,6 @@
 import { DeliveryRate, type RateStamp } from '../../../lib/core/congestion/delivery-rate';
 
-const stamp = (size = 1000): RateStamp => ({ deliveredBefore: 0, deliveredBeforeAt: 0, intervalStart: 0, inStepBefore: 0, appLimited: false, lastSentAt: 0, size });
+const stamp = (size = 1000): RateStamp => ({ deliveredBefore: 0, deliveredBeforeAt: 0, intervalStart: 0, inStepBefore: 0, appLimited: false, lastSentAt: 0, transmissions: 1, size });
 
 /** Sends `packets` at the given times, then acknowledges them (in one ack) at `ackAt`. */
 function exchange(rate: DeliveryRate, sendTimes: number[], ackAt: number, inFlightBefore = 0) {
@@ -95,6 +95,39 @@ describe('DeliveryRate', () => {
     const median = rates[Math.floor(rates.length / 2)]!;
     expect(median).toBeGreaterThan(900);
     expect(rates[rates.length - 1]!).toBeLessThanOrEqual(1000 * 1.15);
+  });
+
+  test('a resend acknowledged at once (its original arrived late) does not make the packets sent before it look reported late', () => {
+    // 1000 bytes per ms, one packet each ms, 40 ms round trip. Packet 50 is held up on the path;
+    // the sender resends it at 85, and 3 ms later the ack for its original arrives.
+    const rate = new DeliveryRate();
+    const packets = Array.from({ length: 200 }, () => stamp());
+    const events: { at: number; i: number; kind: 'send' | 'resend' | 'ack' }[] = [];
+    for (let i = 0; i < 200; i++) {
+      events.push({ at: i, i, kind: 'send' });
+      if (i !== 50) events.push({ at: i + 40, i, kind: 'ack' });
+    }
+    events.push({ at: 85, i: 50, kind: 'resend' }, { at: 88, i: 50, kind: 'ack' });
+    events.sort((a, b) => a.at - b.at || (a.kind === 'ack' ? -1 : 1));
+    let inFlight = 0;
+    const rates: number[] = [];
+    for (const e of events) {
+      const p = packets[e.i]!;
+      if (e.kind !== 'ack') {
+        rate.onSend(p, inFlight, e.at);
+        p.lastSentAt = e.at;
+        if (e.kind === 'resend') p.transmissions = 2;
+        else inFlight += 1000;
+        continue;
+      }
+      inFlight -= 1000;
+      rate.begin();
+      rate.onDelivered(p, e.at);
+      const sample = rate.finish(inFlight, e.at - p.lastSentAt);
+      if (e.at > 90 && e.at < 125 && sample.deliveryRate !== undefined) rates.push(sample.deliveryRate);
+    }
+    rates.sort((a, b) => a - b);
+    expect(rates[Math.floor(rates.length / 2)]!).toBeGreaterThan(900);
   });
 
   test('an ack that releases nothing carries no rate', () => {
