@@ -13,7 +13,7 @@
 import * as net from 'node:net';
 import * as os from 'node:os';
 import { EMPTY, concat, defer, ignoreElements, mergeMap, range, switchMap } from 'rxjs';
-import { connect, listen, type Connection } from '../lib/index';
+import { DEFAULTS, connect, listen, type Connection } from '../lib/index';
 import { privateKeyFrom } from '../lib/core/secure/keys';
 import { benchMain, cpuSeconds, fillByte, flagNumber, flagString, table, udpCounters, type BenchResult, type Flags } from './lib/common';
 import {
@@ -73,11 +73,11 @@ const MODES: Record<string, ModeSpec> = {
   'dgram-64k': { label: 'flood: unpaced blast, 65507 B (not a ceiling)', kind: 'flood', payload: 65507, ceiling: 'paced-64k' },
   tcp: { label: 'node:net TCP', kind: 'tcp', ceiling: 'paced' },
   udx: { label: 'udx-native, one stream', kind: 'udx', ceiling: 'paced' },
-  rudp: { label: 'rx-rudp, defaults (path-MTU probing from 1200 B, window 1024)', kind: 'rudp', ceiling: 'paced-64k' },
-  'rudp-1200': { label: "rx-rudp, 1200 B datagrams (pathMtu 'off'), window 1024", kind: 'rudp', pathMtu: 'off', ceiling: 'paced' },
+  rudp: { label: `rx-rudp, defaults (path-MTU probing from 1200 B, window ${DEFAULTS.receiveWindow})`, kind: 'rudp', ceiling: 'paced-64k' },
+  'rudp-1200': { label: `rx-rudp, 1200 B datagrams (pathMtu 'off'), window ${DEFAULTS.receiveWindow}`, kind: 'rudp', pathMtu: 'off', ceiling: 'paced' },
   'rudp-16k': { label: 'rx-rudp, 16384 B datagrams, window 256', kind: 'rudp', maxDatagramSize: 16384, receiveWindow: 256, ceiling: 'paced-16k' },
   'rudp-64k': { label: 'rx-rudp, 65507 B datagrams, window 64', kind: 'rudp', maxDatagramSize: 65507, receiveWindow: 64, ceiling: 'paced-64k' },
-  'rudp-secure': { label: 'rx-rudp, secure (sealed), defaults, window 1024', kind: 'rudp', ceiling: 'paced-64k', secure: true },
+  'rudp-secure': { label: `rx-rudp, secure (sealed), defaults, window ${DEFAULTS.receiveWindow}`, kind: 'rudp', ceiling: 'paced-64k', secure: true },
   'rudp-secure-64k': { label: 'rx-rudp, secure (sealed), 65507 B, window 64', kind: 'rudp', maxDatagramSize: 65507, receiveWindow: 64, ceiling: 'paced-64k', secure: true },
 };
 const DEFAULT_MODES = ['paced', 'paced-16k', 'paced-64k', 'tcp', 'udx', 'rudp', 'rudp-1200', 'rudp-16k', 'rudp-64k'];
