@@ -5,19 +5,14 @@
  * The peer is a child Node process running spec/fixtures/echo-listener.js on the built library
  * (dist/), built here only when it is missing or older than lib/ (`npm test` has just built it).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { ConnectionTimeoutError } from '../../lib/index';
 import { ensureBuilt } from '../hardening/helpers';
+import { EchoChild } from './echo-child';
 import { connectClient, describeEnd, useResources, within } from './helpers';
 
 jest.setTimeout(30_000);
 
 const resources = useResources();
-
-const ROOT = join(__dirname, '..', '..');
-const FIXTURE = join(ROOT, 'spec', 'fixtures', 'echo-listener.js');
 
 const PING_INTERVAL = 200;
 const PING_PACKET_COUNT = 3;
@@ -25,35 +20,11 @@ const EXPECTED_SILENCE_MS = PING_INTERVAL * (PING_PACKET_COUNT + 1); // 800
 
 beforeAll(() => ensureBuilt(), 120_000);
 
-let child: ChildProcess | undefined;
-let childExited: Promise<void> | undefined;
-
-afterEach(async () => {
-  if (child !== undefined && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  await childExited;
-  child = undefined;
-  childExited = undefined;
-});
-
-/** Starts the echo listener child; resolves with its port once it printed it. */
-async function startChild(): Promise<{ port: number; pid: number }> {
-  const proc = spawn(process.execPath, [FIXTURE, String(PING_INTERVAL)], { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] });
-  child = proc;
-  // 'close': the process exited AND its stdio pipes closed (no handle left behind).
-  childExited = new Promise<void>((resolve) => proc.once('close', () => resolve()));
-  const lines = createInterface({ input: proc.stdout! });
-  const first = new Promise<string>((resolve, reject) => {
-    lines.once('line', resolve);
-    proc.once('exit', (code, signal) => reject(new Error(`echo-listener exited early (code ${code}, signal ${signal})`)));
-  });
-  const line = await within(first, 10_000, 'echo-listener printing its port');
-  const { port } = JSON.parse(line) as { port: number };
-  expect(port).toBeGreaterThan(0);
-  return { port, pid: proc.pid! };
-}
+const child = new EchoChild();
+afterEach(() => child.stop());
 
 test('SIGKILL of the peer mid-transfer: messages$ errors with ConnectionTimeoutError after ~pingInterval × (pingPacketCount + 1)', async () => {
-  const { port, pid } = await startChild();
+  const { port, pid } = await child.start(PING_INTERVAL);
   let echoed = 0;
   const client = await connectClient(
     resources,
@@ -78,7 +49,7 @@ test('SIGKILL of the peer mid-transfer: messages$ errors with ConnectionTimeoutE
   // A generous deadline: how soon exactly is pinned in virtual time by marble-tests/heartbeat.
   const end = await within(client.inbox.end, 20_000, 'messages$ erroring after the peer was killed');
   const elapsed = performance.now() - killedAt;
-  await childExited;
+  await child.exited;
 
   expect(describeEnd(end)).toMatch(/^error ConnectionTimeoutError/);
   expect(end.kind === 'error' && end.error).toBeInstanceOf(ConnectionTimeoutError);
