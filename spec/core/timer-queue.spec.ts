@@ -2,6 +2,7 @@
  * The endpoint-wide timer: every Deadline on one scheduler shares ONE scheduled action (for the
  * earliest), in virtual time as in real time, and leaves none behind once disposed.
  */
+import { Subscription, type SchedulerAction, type SchedulerLike } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { ConnectionCore } from '../../lib/core/connection';
 import { Deadline } from '../../lib/core/deadline';
@@ -87,6 +88,69 @@ test('a callback that throws does not strand the deadlines due with it, nor the 
   ts.flush();
   expect(fired).toEqual([3, 8, 9]);
   expect(ts.actions.length).toBe(0);
+});
+
+/**
+ * A real-time scheduler whose actions run when the test says, as late as it says: a process that
+ * was busy runs its due timers late, and what it reads after them comes in between.
+ */
+class BusyProcessScheduler implements SchedulerLike {
+  private time = 0;
+  private readonly actions: { at: number; run: () => void; subscription: Subscription }[] = [];
+
+  now(): number {
+    return this.time;
+  }
+
+  schedule<T>(work: (this: SchedulerAction<T>, state?: T) => void, delay = 0, state?: T): Subscription {
+    const subscription = new Subscription();
+    const action = { at: this.time + delay, run: () => work.call(subscription as unknown as SchedulerAction<T>, state), subscription };
+    this.actions.push(action);
+    subscription.add(() => {
+      const i = this.actions.indexOf(action);
+      if (i >= 0) this.actions.splice(i, 1);
+    });
+    return subscription;
+  }
+
+  get pending(): number {
+    return this.actions.length;
+  }
+
+  /** Runs the earliest action at `time` (or at its own time, if that is later). */
+  runNext(time: number): void {
+    const action = this.actions.reduce((a, b) => (b.at < a.at ? b : a));
+    this.time = Math.max(time, action.at);
+    action.subscription.unsubscribe();
+    action.run();
+  }
+}
+
+test('an afterInput deadline that comes due late waits one turn, so what arrived meanwhile can make it moot; on time it fires at once', () => {
+  const scheduler = new BusyProcessScheduler();
+  const fired: string[] = [];
+  const resend = new Deadline(scheduler, (now) => fired.push(`resend@${now}`), { afterInput: true });
+  const plain = new Deadline(scheduler, (now) => fired.push(`plain@${now}`));
+  resend.set(10);
+  plain.set(10);
+  scheduler.runNext(30); // 20 ms late: the process was busy
+  expect(fired).toEqual(['plain@30']);
+  expect(scheduler.pending).toBe(1); // the turn it waits for, with no delay
+  resend.clear(); // the ack that was waiting is read
+  scheduler.runNext(30);
+  expect(fired).toEqual(['plain@30']);
+  expect(scheduler.pending).toBe(0);
+
+  // Late, and nothing came in between: it fires on that next turn.
+  resend.set(40);
+  scheduler.runNext(50);
+  scheduler.runNext(50);
+  expect(fired).toEqual(['plain@30', 'resend@50']);
+  // A millisecond or two late, as timers are: at once.
+  resend.set(60);
+  scheduler.runNext(62);
+  expect(fired).toEqual(['plain@30', 'resend@50', 'resend@62']);
+  expect(scheduler.pending).toBe(0);
 });
 
 test('100 open connections keep one scheduled action between them, and none once they closed', () => {

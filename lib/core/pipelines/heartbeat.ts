@@ -31,20 +31,24 @@ export function heartbeat(config: HeartbeatConfig): OperatorFunction<unknown, nu
     new Observable<number>((subscriber) => {
       let lastHeard = scheduler.now();
       let pings = 0;
-      const deadline = new Deadline(scheduler, (now) => {
-        const silentFor = now - lastHeard;
-        const due = Math.floor(silentFor / pingInterval);
-        if (due > pingPacketCount) {
-          subscriber.error(new ConnectionTimeoutError(silentFor));
-          return;
-        }
-        if (due > pings) {
-          const skip = due === 1 && pingPacketCount > 1 && lastDataAt !== undefined && lastDataAt() >= lastHeard - pingInterval;
-          pings = due;
-          if (!skip) subscriber.next(due);
-        }
-        deadline.set(lastHeard + (pings + 1) * pingInterval);
-      });
+      const deadline = new Deadline(
+        scheduler,
+        (now) => {
+          const silentFor = now - lastHeard;
+          const due = Math.floor(silentFor / pingInterval);
+          if (due > pingPacketCount) {
+            subscriber.error(new ConnectionTimeoutError(silentFor));
+            return;
+          }
+          if (due > pings) {
+            const skip = due === 1 && pingPacketCount > 1 && lastDataAt !== undefined && lastDataAt() >= lastHeard - pingInterval;
+            pings = due;
+            if (!skip) subscriber.next(due);
+          }
+          deadline.set(lastHeard + (pings + 1) * pingInterval);
+        },
+        { afterInput: true },
+      );
       deadline.set(lastHeard + pingInterval);
       relay(alive$, subscriber, () => {
         lastHeard = scheduler.now();

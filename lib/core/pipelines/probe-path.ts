@@ -37,10 +37,14 @@ export function probePath(config: ProbePathConfig): OperatorFunction<unknown, Pr
         subscriber.next({ type: ProbePacketType.Probe, connectionId, probeId, size });
         deadline.set(scheduler.now() + rtt.rto);
       };
-      const deadline = new Deadline(scheduler, () => {
-        search.probeLost();
-        sendNext();
-      });
+      const deadline = new Deadline(
+        scheduler,
+        () => {
+          search.probeLost();
+          sendNext();
+        },
+        { afterInput: true },
+      );
       relay(
         probeAcks$,
         subscriber,

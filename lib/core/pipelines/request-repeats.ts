@@ -34,7 +34,7 @@ export function requestRepeats(config: RequestRepeatsConfig): OperatorFunction<A
         if (ranges.length > 0) subscriber.next({ type: PacketType.Repeat, connectionId, ranges });
         deadline.set(receiver.nextRepeatTime(repeatDelay, reaskAfter));
       };
-      const deadline = new Deadline(scheduler, ask);
+      const deadline = new Deadline(scheduler, ask, { afterInput: true });
       relay(arrivals$, subscriber, () => {
         if (receiver.hasGaps) ask(scheduler.now());
       });

@@ -53,14 +53,18 @@ export function retransmit(config: RetransmitConfig): OperatorFunction<void, Sen
       const pace = (): void => {
         if (sender.nextPaceAt !== Infinity) paced.setIfEarlier(sender.nextPaceAt);
       };
-      const timer = new Deadline(scheduler, (now) => {
-        expire(now);
-        sender.onTimeout(now);
-        sender.pump(now, allowance());
-        pace();
-        timer.set(Math.min(sender.nextDeadline(), sender.nextExpiry));
-        if (sourceDone && sender.idle) subscriber.complete();
-      });
+      const timer = new Deadline(
+        scheduler,
+        (now) => {
+          expire(now);
+          sender.onTimeout(now);
+          sender.pump(now, allowance());
+          pace();
+          timer.set(Math.min(sender.nextDeadline(), sender.nextExpiry));
+          if (sourceDone && sender.idle) subscriber.complete();
+        },
+        { afterInput: true },
+      );
       /** After anything that may open the window or queue data: send what fits, keep the deadline honest. */
       const pump = (now: number): void => {
         sender.pump(now, allowance());
