@@ -34,7 +34,7 @@ export class Deadline implements TimerEntry {
   slot = -1;
   private readonly queue: TimerQueue;
   private readonly afterInput: boolean;
-  /** Came due late and waits for the next turn (afterInput). */
+  /** Came due late and waited a turn (afterInput); only set() starts a new wait, as only set() arms a new time. */
   private yielded = false;
 
   constructor(
@@ -64,7 +64,6 @@ export class Deadline implements TimerEntry {
 
   clear(): void {
     this.due = Infinity;
-    this.yielded = false;
   }
 
   /** Leaves the queue; the deadline can be set again later. */
@@ -85,7 +84,6 @@ export class Deadline implements TimerEntry {
       this.queue.add(this, now); // armed while the queue runs: the next action, after pending input
       return;
     }
-    this.yielded = false;
     this.due = Infinity;
     this.onDue(now);
   }
